@@ -194,7 +194,7 @@ class Loop:
         sampler = StepBatchSampler(self.step, stop, self.cfg.batch_size, self.rank, self.world)
         loader = DataLoader(train_set, batch_sampler=sampler, num_workers=self.cfg.num_workers,
                             collate_fn=collate_fn, pin_memory=self.device.type == "cuda",
-                            persistent_workers=False)
+                            generator=_private_generator(self.cfg.seed))
         bar = _progress(self.progress and self.is_main, self.step, self.cfg.steps, type(task).__name__)
         window: list[dict[str, float]] = []
         samples, t0 = 0, time.perf_counter()
@@ -237,7 +237,8 @@ class Loop:
     def evaluate(self, task: Task, val_set: Dataset, collate_fn: Any = None) -> dict[str, float]:
         """Run task.evaluate on the first `eval_batches` fixed validation batches."""
         sampler = StepBatchSampler(0, self.cfg.eval_batches, self.cfg.batch_size)
-        loader = DataLoader(val_set, batch_sampler=sampler, num_workers=self.cfg.num_workers, collate_fn=collate_fn)
+        loader = DataLoader(val_set, batch_sampler=sampler, num_workers=self.cfg.num_workers, collate_fn=collate_fn,
+                            generator=_private_generator(self.cfg.seed))
         modes = {name: m.training for name, m in task.models.items()}
         for m in task.models.values():
             m.eval()
@@ -311,6 +312,12 @@ class Loop:
     def _clip(self, opt: torch.optim.Optimizer) -> None:
         params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
         torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+
+
+def _private_generator(seed: int) -> torch.Generator:
+    # A DataLoader draws its worker base seed from the global RNG unless given its own generator; that draw would
+    # make the model's RNG stream (dropout, augmentation) depend on how often loaders were created, breaking resume.
+    return torch.Generator().manual_seed(seed)
 
 
 def _optimizer_to(opt: torch.optim.Optimizer, device: torch.device) -> None:
