@@ -49,7 +49,7 @@ def _transforms(cfg: MelConfig) -> tuple[torchaudio.transforms.Spectrogram, torc
 
 def melspectrogram(audio: np.ndarray | torch.Tensor, cfg: MelConfig = MelConfig()) -> np.ndarray:
     """Wav2Lip mel of a mono waveform. audio: [N] float at cfg.sample_rate -> float32 [T_mel, n_mels]."""
-    wav = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+    wav = torch.from_numpy(np.array(audio, dtype=np.float32))  # a copy: audio may be a read-only memory map
     if wav.ndim != 1:
         raise ValueError(f"melspectrogram expects mono audio [N], got shape {tuple(wav.shape)}")
     if wav.numel() == 0:

@@ -1,0 +1,1 @@
+"""Analyses of trained models: lip leaking, the silent-lip check."""

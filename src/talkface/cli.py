@@ -1,0 +1,166 @@
+"""The `talkface` command. One function per subcommand (`cmd_<name>`), registered in `build_parser`.
+
+    talkface prepare --source folder --input videos/ --out prepared/ --detector haar
+        -> prepared/raw/index.csv, prepared/clips/<id>/..., prepared/clips/manifest.csv, prepared/splits/*.txt
+
+Errors a user can fix (bad paths, a detector whose weights are missing) end with one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import ConfigError
+
+
+class CLIError(RuntimeError):
+    pass
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """fetch (folder / lrs2 / hdtf / synthetic) + crop into --out, with params.yaml values overridable by flags."""
+    from .config import build, load_params
+    from .data.prepare import CropConfig, prepare, summary
+    from .data.sources import FetchConfig, fetch
+
+    params = load_params(args.params) if args.params else {}
+    fetch_cfg = build(FetchConfig, params.get("fetch", {}), "fetch")
+    crop_cfg = build(CropConfig, params.get("crop", {}), "crop")
+    fetch_cfg.source = args.source
+    if args.source == "folder":
+        if not args.input:
+            raise CLIError("--input DIR is required with --source folder")
+        fetch_cfg.folder.input = str(args.input)
+    elif args.source == "lrs2":
+        if not args.input:
+            raise CLIError("--input LRS2_ROOT is required with --source lrs2")
+        fetch_cfg.lrs2.root = str(args.input)
+    elif args.source == "hdtf":
+        if not args.input:
+            raise CLIError("--input HDTF_LISTS_DIR is required with --source hdtf")
+        fetch_cfg.hdtf.lists_dir = str(args.input)
+    if args.max_clips is not None:
+        fetch_cfg.max_clips = args.max_clips
+    for name in ("detector", "size", "workers", "min_frames", "max_missing_ratio", "smooth_window"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(crop_cfg, name, value)
+    if args.pads is not None:
+        crop_cfg.pads = list(args.pads)
+    fetch_cfg.workers = crop_cfg.workers
+
+    out = Path(args.out)
+    raw, clips, splits = out / "raw", out / "clips", out / "splits"
+    index = fetch(fetch_cfg, raw)
+    print(f"[prepare] {len(index)} clips indexed -> {raw / 'index.csv'}")
+    manifest = prepare(raw, clips, splits, crop_cfg, source=fetch_cfg.source, progress=not args.quiet)
+    s = summary(manifest)
+    print(f"[prepare] kept {s['kept']} of {s['clips']} clips ({s['kept_frames']} frames) -> {clips}; "
+          f"rejected: {s['rejected_by_reason'] or 'none'}")
+    return 0
+
+
+def cmd_dub(args: argparse.Namespace) -> int:
+    """Put the speech of --audio on --video (or every row of --pairs) with the trained G_S/G_L; see docs/dubbing.md."""
+    from .config import build, load_params
+    from .dub import DubConfig, DubError, Dubber
+    from .media.encode import EncodeError
+
+    params = load_params(args.params) if args.params else {}
+    cfg = build(DubConfig, params.get("dub", {}), "dub")
+    for name in ("detector", "batch_size", "device", "long_audio", "chunk_frames", "reference_every"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(cfg, name, value)
+    if args.pads is not None:
+        cfg.pads = list(args.pads)
+    if args.face_index is not None:
+        cfg.detect.face_index = args.face_index
+    if args.pairs is None and not (args.video and args.audio and args.out):
+        raise CLIError("give --video, --audio and --out, or --pairs CSV")
+    if args.pairs is not None and (args.video or args.audio or args.out):
+        raise CLIError("--pairs cannot be combined with --video/--audio/--out")
+    try:
+        dubber = Dubber.from_checkpoints(args.checkpoint, args.silent_checkpoint, cfg, progress=not args.quiet)
+        if args.pairs is not None:
+            done = dubber.dub_pairs(args.pairs, log=lambda line: print(line, file=sys.stderr))
+            failed = sum(isinstance(r, Exception) for _, r in done)
+            print(f"[dub] {len(done) - failed} of {len(done)} pairs dubbed")
+            return 1 if failed else 0
+        res = dubber.dub(args.video, args.audio, args.out)
+    except (DubError, EncodeError) as exc:
+        raise CLIError(str(exc)) from None
+    print(f"[dub] {res.out}: {res.frames} frames, {res.dubbed} dubbed, {res.references} G_S reference(s), "
+          f"{res.fps:.1f} frames/s end to end ({dubber.detector_name} faces, {dubber.device})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="talkface", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="fetch videos and write 25 fps face crops, audio, manifest and splits")
+    p.add_argument("--source", default="folder", choices=["folder", "lrs2", "hdtf", "synthetic"])
+    p.add_argument("--input", type=Path, help="folder of videos / LRS2 root / HDTF lists folder")
+    p.add_argument("--out", type=Path, required=True, help="output folder (raw/, clips/, splits/ inside)")
+    p.add_argument("--params", type=Path, help="params.yaml whose fetch/crop sections are the defaults")
+    p.add_argument("--detector", choices=["fan", "haar", "annotations"])
+    p.add_argument("--size", type=int, help="crop side in pixels (default 96)")
+    p.add_argument("--pads", type=float, nargs=4, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+                   help="box margins as fractions of the face box")
+    p.add_argument("--smooth-window", dest="smooth_window", type=int)
+    p.add_argument("--min-frames", dest="min_frames", type=int)
+    p.add_argument("--max-missing-ratio", dest="max_missing_ratio", type=float)
+    p.add_argument("--max-clips", dest="max_clips", type=int)
+    p.add_argument("--workers", type=int)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("dub", help="put new speech on a real video (lip sync with G_S/G_L)",
+                       description="Dub a video with new speech. Output: H.264 + AAC at 25 fps, as long as the "
+                                   "audio (the video is looped or held when shorter; when longer, the rest keeps "
+                                   "its original mouth). See docs/dubbing.md.")
+    p.add_argument("--video", type=Path, help="input video (any container/codec/fps/size ffmpeg reads)")
+    p.add_argument("--audio", type=Path, help="speech: any file with an audio stream (wav, mp3, a video, ...)")
+    p.add_argument("--out", type=Path, help="output video (.mp4, .mov, .m4v or .mkv)")
+    p.add_argument("--pairs", type=Path, help="CSV of video,audio,out rows (paths relative to the CSV) to dub in one run")
+    p.add_argument("--checkpoint", type=Path, help="G_L checkpoint (default models/generator.pt)")
+    p.add_argument("--silent-checkpoint", dest="silent_checkpoint", type=Path,
+                   help="G_S checkpoint (default: silent.pt beside --checkpoint)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--detector", choices=["auto", "fan", "haar"],
+                   help="face detector: auto = fan when its weights are cached, else haar (offline)")
+    p.add_argument("--pads", type=float, nargs=4, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
+                   help="face box margins as fractions of the box (default 0 0.1 0 0, as training)")
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="G_L windows of 5 frames per forward pass")
+    p.add_argument("--face-index", dest="face_index", type=int,
+                   help="which face when there are several: 0 = largest (default), 1 = second largest, ...")
+    p.add_argument("--long-audio", dest="long_audio", choices=["loop", "hold"],
+                   help="audio longer than the video: loop the video from its start, or hold its last frame")
+    p.add_argument("--chunk-frames", dest="chunk_frames", type=int, help="frames decoded at a time")
+    p.add_argument("--reference-every", dest="reference_every", type=int,
+                   help="frames per identity-reference segment (G_S runs once per segment)")
+    p.add_argument("--params", type=Path, help="params.yaml whose dub section gives the defaults")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_dub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .data.sources import SourceError
+    from .faces.detect import FaceDetectorUnavailable
+    from .media.probe import MediaError
+
+    try:
+        return args.func(args)
+    except (CLIError, ConfigError, SourceError, FaceDetectorUnavailable, MediaError, ValueError,
+            FileNotFoundError) as exc:
+        print(f"talkface {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

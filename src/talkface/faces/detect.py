@@ -1,0 +1,238 @@
+"""Face detectors behind one interface.
+
+    det = make_detector("haar", DetectorConfig())
+    dets = det.detect(frames, start=0)     # frames uint8 [n, H, W, 3] RGB -> list of n (Detection | None)
+
+Backends:
+- `fan`: face-alignment's S3FD boxes + FAN 68 landmarks (what P1/P2 use). Needs its weights in the torch hub cache
+  (`<torch hub dir>/checkpoints/`); when they are missing it raises FaceDetectorUnavailable("fan not available: ...")
+  without touching the network.
+- `haar`: OpenCV's frontal-face Haar cascade. Offline, CPU-fast, boxes only: **no landmarks** (Detection.landmarks is
+  None, so the crop stage stores NaN landmarks and LMD cannot be computed on such clips). Misses profiles.
+- `annotations`: the boxes and landmarks of a synthetic clip's sidecar JSON (ground truth, no image analysis);
+  `start` says which frame of the clip `frames[0]` is.
+
+When a frame holds several faces, the faces are ranked by box area, largest first, and `face_index` picks one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+
+class FaceDetectorUnavailable(RuntimeError):
+    """A backend cannot run here (missing weights or package); the message is one line "<name> not available: ..."."""
+
+
+@dataclasses.dataclass
+class Detection:
+    box: np.ndarray  # float32 [4] x0, y0, x1, y1 in frame pixels
+    score: float
+    landmarks: np.ndarray | None = None  # float32 [68, 2] iBUG layout, frame pixels; None when the backend has none
+
+
+@dataclasses.dataclass
+class HaarConfig:
+    cascade: str = "haarcascade_frontalface_default.xml"  # a file name in cv2.data.haarcascades, or a path
+    scale_factor: float = 1.1
+    min_neighbors: int = 5
+    min_size: float = 0.1  # smallest face side, as a fraction of the frame's shorter side
+    max_side: int = 256  # frames are shrunk to this longer side before detection (speed); 0 = full size
+
+
+@dataclasses.dataclass
+class FanConfig:
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    batch_size: int = 16
+    score_threshold: float = 0.5  # S3FD box confidence
+    max_side: int = 640  # S3FD runs on frames shrunk to this longer side; landmarks on full-size frames; 0 = no shrink
+    flip_input: bool = False  # FAN test-time flip (2x slower, slightly steadier landmarks)
+
+
+@dataclasses.dataclass
+class DetectorConfig:
+    face_index: int = 0  # 0 = the largest face in the frame, 1 = the second largest, ...
+    haar: HaarConfig = dataclasses.field(default_factory=HaarConfig)
+    fan: FanConfig = dataclasses.field(default_factory=FanConfig)
+
+
+class FaceDetector(Protocol):
+    name: str
+
+    def detect(self, frames: np.ndarray, start: int = 0) -> list[Detection | None]:
+        """uint8 [n, H, W, 3] RGB frames (frames start..start+n-1 of a clip) -> one Detection or None per frame."""
+        ...
+
+
+def pick_face(boxes: np.ndarray, scores: np.ndarray, face_index: int) -> int | None:
+    """Index of the face_index-th largest box of [m, 4], or None when there are not that many."""
+    if len(boxes) <= face_index:
+        return None
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    order = np.lexsort((-scores, -area))  # by area, then score, descending
+    return int(order[face_index])
+
+
+def _shrink(frame: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    side = max(frame.shape[:2])
+    if max_side <= 0 or side <= max_side:
+        return frame, 1.0
+    s = max_side / side
+    small = cv2.resize(frame, (round(frame.shape[1] * s), round(frame.shape[0] * s)), interpolation=cv2.INTER_AREA)
+    return small, s
+
+
+class HaarDetector:
+    """OpenCV Haar cascade: boxes only, no landmarks (Detection.landmarks is None)."""
+
+    name = "haar"
+
+    def __init__(self, cfg: HaarConfig | None = None, face_index: int = 0):
+        self.cfg = cfg or HaarConfig()
+        self.face_index = face_index
+        path = self.cfg.cascade
+        if not os.path.isfile(path):
+            path = os.path.join(cv2.data.haarcascades, path)
+        self.cascade = cv2.CascadeClassifier(path)
+        if self.cascade.empty():
+            raise FaceDetectorUnavailable(f"haar not available: cannot load cascade {path}")
+
+    def detect(self, frames: np.ndarray, start: int = 0) -> list[Detection | None]:
+        out: list[Detection | None] = []
+        for frame in frames:
+            small, s = _shrink(frame, self.cfg.max_side)
+            gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
+            min_side = max(8, int(self.cfg.min_size * min(gray.shape)))
+            rects, _, weights = self.cascade.detectMultiScale3(
+                gray, scaleFactor=self.cfg.scale_factor, minNeighbors=self.cfg.min_neighbors,
+                minSize=(min_side, min_side), outputRejectLevels=True)
+            if len(rects) == 0:
+                out.append(None)
+                continue
+            rects = np.asarray(rects, np.float32).reshape(-1, 4)
+            boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1) / s
+            scores = np.asarray(weights, np.float32).reshape(-1)
+            k = pick_face(boxes, scores, self.face_index)
+            out.append(None if k is None else Detection(boxes[k].astype(np.float32), float(scores[k]), None))
+        return out
+
+
+class AnnotationDetector:
+    """Boxes and landmarks read from a synthetic clip's sidecar JSON (see docs/architecture.md)."""
+
+    name = "annotations"
+
+    def __init__(self, sidecar: str | Path | dict):
+        data = sidecar if isinstance(sidecar, dict) else json.loads(Path(sidecar).read_text())
+        if "boxes" not in data:
+            raise ValueError("annotations sidecar has no 'boxes'")
+        self.boxes = np.asarray(data["boxes"], np.float32).reshape(-1, 4)
+        lms = data.get("landmarks")
+        self.landmarks = np.asarray(lms, np.float32).reshape(-1, 68, 2) if lms else None
+
+    def detect(self, frames: np.ndarray, start: int = 0) -> list[Detection | None]:
+        out: list[Detection | None] = []
+        for t in range(start, start + len(frames)):
+            if t >= len(self.boxes) or np.isnan(self.boxes[t]).any():
+                out.append(None)
+                continue
+            lm = self.landmarks[t] if self.landmarks is not None and t < len(self.landmarks) else None
+            out.append(Detection(self.boxes[t].copy(), 1.0, None if lm is None else lm.copy()))
+        return out
+
+
+def fan_weight_files() -> dict[str, Path]:
+    """Where face-alignment looks for its S3FD and 2D-FAN weights: {name: path in the torch hub cache}."""
+    import torch
+    from face_alignment import api
+    from face_alignment.detection.sfd import sfd_detector
+
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    urls = {"s3fd": sfd_detector.models_urls["s3fd"], "2DFAN-4": api.models_urls["2DFAN-4"]}
+    return {name: cache / url.rsplit("/", 1)[-1] for name, url in urls.items()}
+
+
+def check_fan_available() -> None:
+    """Raise FaceDetectorUnavailable unless face-alignment and both weight files are present (no network is tried)."""
+    try:
+        files = fan_weight_files()
+    except ImportError as exc:
+        raise FaceDetectorUnavailable(f"fan not available: face-alignment is not installed ({exc})") from None
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise FaceDetectorUnavailable(
+            "fan not available: weights not in the torch hub cache (offline, nothing downloaded): missing "
+            + ", ".join(missing))
+
+
+class FanDetector:
+    """face-alignment: S3FD face boxes, then 2D-FAN 68 landmarks on the chosen face (full-resolution frame)."""
+
+    name = "fan"
+
+    def __init__(self, cfg: FanConfig | None = None, face_index: int = 0, model=None):
+        """`model`: an already built face_alignment.FaceAlignment (or an object with the same two methods used
+        here); by default one is built from the cached weights."""
+        self.cfg = cfg or FanConfig()
+        self.face_index = face_index
+        if model is None:
+            check_fan_available()
+            import face_alignment
+            import torch
+
+            device = self.cfg.device
+            if device == "auto":
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            kwargs = dict(device=device, flip_input=self.cfg.flip_input, face_detector="sfd",
+                          face_detector_kwargs={"filter_threshold": self.cfg.score_threshold})
+            if "compile" in inspect.signature(face_alignment.FaceAlignment).parameters:
+                kwargs["compile"] = False  # torch.compile warm-up costs minutes on CPU for a one-off pass
+            model = face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D, **kwargs)
+        self.model = model
+
+    def detect(self, frames: np.ndarray, start: int = 0) -> list[Detection | None]:
+        import torch
+
+        out: list[Detection | None] = []
+        for b in range(0, len(frames), self.cfg.batch_size):
+            batch = frames[b: b + self.cfg.batch_size]
+            small = [_shrink(f, self.cfg.max_side) for f in batch]
+            scale = small[0][1]
+            tensor = torch.from_numpy(np.stack([s for s, _ in small])).permute(0, 3, 1, 2).float()
+            found = self.model.face_detector.detect_from_batch(tensor)
+            for frame, faces in zip(batch, found):
+                faces = np.asarray(faces, np.float32).reshape(-1, 5)
+                k = pick_face(faces[:, :4], faces[:, 4], self.face_index)
+                if k is None:
+                    out.append(None)
+                    continue
+                box = faces[k, :4] / scale
+                lms = self.model.get_landmarks_from_image(frame, detected_faces=[np.append(box, faces[k, 4])])
+                lm = None if not lms else np.asarray(lms[0], np.float32)[:, :2].reshape(68, 2)
+                out.append(Detection(box.astype(np.float32), float(faces[k, 4]), lm))
+        return out
+
+
+DETECTORS = ("fan", "haar", "annotations")
+
+
+def make_detector(name: str, cfg: DetectorConfig | None = None, sidecar: str | Path | dict | None = None):
+    """Build a backend by name; `sidecar` is required for 'annotations'."""
+    cfg = cfg or DetectorConfig()
+    if name == "haar":
+        return HaarDetector(cfg.haar, cfg.face_index)
+    if name == "fan":
+        return FanDetector(cfg.fan, cfg.face_index)
+    if name == "annotations":
+        if sidecar is None:
+            raise ValueError("annotations detector needs the clip's sidecar")
+        return AnnotationDetector(sidecar)
+    raise ValueError(f"unknown face detector {name!r}; choose one of {DETECTORS}")

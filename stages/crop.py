@@ -1,0 +1,27 @@
+"""DVC stage `crop`: data/raw -> 25 fps face crops, 16 kHz audio, landmarks in data/clips + manifest; data/splits."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import _bootstrap  # noqa: F401  (this checkout's src/ on sys.path)
+from talkface.config import load_params, section  # noqa: E402
+from talkface.data.prepare import CropConfig, prepare, summary  # noqa: E402
+from talkface.tracking import stage_run  # noqa: E402
+
+
+def main() -> None:
+    params = load_params()
+    cfg = section(params, "crop", CropConfig)
+    source = params.get("fetch", {}).get("source", "")
+    with stage_run("crop", dataclasses.asdict(cfg)) as run:
+        manifest = prepare(Path("data/raw"), Path("data/clips"), Path("data/splits"), cfg, source=source)
+        s = summary(manifest)
+        run.log_metrics({k: v for k, v in s.items() if not isinstance(v, dict)})
+    print(f"[crop] kept {s['kept']} of {s['clips']} clips ({s['kept_frames']} frames); "
+          f"rejected: {s['rejected_by_reason'] or 'none'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""DVC stage `report`: reports/report.md and a self-contained reports/report.html from metrics/ and plots/
+(talkface.report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import _bootstrap  # noqa: F401  (this checkout's src/ on sys.path)
+from talkface.config import load_params, section  # noqa: E402
+from talkface.report.html import ReportConfig, build_report, write_report  # noqa: E402
+
+
+def main() -> None:
+    cfg = section(load_params(), "report", ReportConfig)
+    doc = build_report(cfg)
+    md, page = write_report(doc, Path(cfg.out_dir))
+    print(f"[report] {md}, {page}; {len(doc.missing)} missing input(s)")
+    for line in doc.missing:
+        print(f"[report]   missing: {line}")
+
+
+if __name__ == "__main__":
+    main()

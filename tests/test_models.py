@@ -1,0 +1,226 @@
+"""Sync experts, generator, discriminator and VGG-19 features: shapes, value ranges, checkpoints, frozen weights."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from talkface.models import (AudioEncoder, AVSyncNet, AVSyncNetConfig, Discriminator, DiscriminatorConfig, Generator,
+                             GeneratorConfig, SyncNet, SyncNetConfig, VGG19Features, build_expert, load_expert,
+                             save_expert)
+from talkface.models.expert import lower_half_stack
+from talkface.models.vgg import VGG19_FILENAME
+from talkface.weights import WeightsNotAvailable, hub_checkpoint
+
+torch.set_num_threads(1)
+
+
+def small_experts():
+    torch.manual_seed(0)
+    return [SyncNet(SyncNetConfig(width=8)), AVSyncNet(AVSyncNetConfig())]
+
+
+# ---------------------------------------------------------------- sync experts
+@pytest.mark.parametrize("expert", small_experts(), ids=["syncnet", "avsyncnet"])
+@pytest.mark.parametrize("size", [96, 64])
+def test_expert_embeddings_and_cosine(expert, size):
+    torch.manual_seed(1)
+    expert.train()  # train-mode BatchNorm gives varied, non-degenerate embeddings at random init
+    mel, frames = torch.randn(4, 1, 80, 16), torch.rand(4, 5, 3, size, size)
+    a, v = expert.embed_audio(mel), expert.embed_video(frames)
+    assert a.shape == v.shape == (4, 512)
+    assert (a >= 0).all() and (v >= 0).all()
+    torch.testing.assert_close(a.norm(dim=1), torch.ones(4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(v.norm(dim=1), torch.ones(4), atol=1e-5, rtol=0)
+    cos = expert.similarity(a, v)
+    assert cos.shape == (4,) and ((cos >= 0) & (cos <= 1)).all()
+    torch.testing.assert_close(cos, (a * v).sum(dim=1), atol=1e-5, rtol=0)
+    expert.eval()
+    torch.testing.assert_close(expert(mel, frames), expert.similarity(expert.embed_audio(mel), expert.embed_video(frames)))
+    assert expert.audio_encoder(mel).shape == (4, 512, 1, 1)
+
+
+def test_expert_rejects_bad_shapes():
+    expert = SyncNet(SyncNetConfig(width=8)).eval()
+    with pytest.raises(ValueError, match=r"\[B,1,80,16\]"):
+        expert.embed_audio(torch.randn(2, 80, 16))
+    with pytest.raises(ValueError, match="k=5"):
+        expert.embed_video(torch.rand(2, 4, 3, 96, 96))
+
+
+def test_lower_half_stack_takes_lower_rows_frame_major():
+    # Pixel value = 10*frame + channel in the lower half, -1 in the upper half.
+    frames = torch.full((1, 2, 3, 4, 4), -1.0)
+    for f in range(2):
+        for c in range(3):
+            frames[0, f, c, 2:] = 10 * f + c
+    x = lower_half_stack(frames, (2, 4))
+    assert x.shape == (1, 6, 2, 4)
+    assert x[0, :, 0, 0].tolist() == [0, 1, 2, 10, 11, 12]
+
+
+def test_syncnet_layout_matches_wav2lip():
+    net = SyncNet()
+    assert net.face_input_hw == (48, 96)
+    assert net.face_encoder.net[0].conv.in_channels == 15
+    n_params = sum(p.numel() for p in net.parameters())
+    assert 16.0e6 < n_params < 17.0e6  # Wav2Lip's SyncNet_color layout: 16.4M
+
+
+def test_avsyncnet_paper_preset():
+    cfg = AVSyncNetConfig.preset("paper")
+    assert (cfg.input_height, cfg.input_width) == (112, 224)
+    assert cfg.image_layers == [3, 4, 6, 3] and cfg.audio_layers == [3, 4, 6, 3]
+    assert cfg.audio_filters == [32, 64, 128, 256]
+    net = AVSyncNet(cfg).eval()
+    assert net.face_encoder.stem[0].in_channels == 15
+    assert len(net.face_encoder.blocks) == 16  # ResNet-50: 3+4+6+3 bottlenecks
+    assert net.face_encoder.head[0].in_channels == 2048
+    assert len(net.audio_encoder.blocks) == 16  # ResNetSE34: 3+4+6+3 SE basic blocks
+    with torch.no_grad():
+        cos = net(torch.randn(1, 1, 80, 16), torch.rand(1, 5, 3, 96, 96))
+    assert cos.shape == (1,) and 0 <= cos.item() <= 1
+    assert AVSyncNetConfig.preset("small") == AVSyncNetConfig()
+    with pytest.raises(ValueError, match="unknown AVSyncNet preset"):
+        AVSyncNetConfig.preset("huge")
+
+
+def test_expert_checkpoint_roundtrip(tmp_path):
+    torch.manual_seed(0)
+    expert = build_expert("avsyncnet", {"image_width": 8, "audio_filters": [4, 8, 16, 32]})
+    expert.train()
+    expert(torch.randn(4, 1, 80, 16), torch.rand(4, 5, 3, 96, 96))  # move BN statistics away from their init
+    expert.eval()
+    save_expert(expert, tmp_path / "e.pt")
+    loaded = load_expert(tmp_path / "e.pt")
+    assert isinstance(loaded, AVSyncNet) and loaded.cfg.image_width == 8 and not loaded.training
+    mel, frames = torch.randn(2, 1, 80, 16), torch.rand(2, 5, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(mel, frames), expert(mel, frames))
+    torch.save({"state_dict": {}}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="not a sync expert checkpoint"):
+        load_expert(tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="unknown sync expert"):
+        build_expert("lipnet")
+
+
+# ---------------------------------------------------------------- generator
+@pytest.mark.parametrize("size,skip", [(64, "concat"), (96, "concat"), (96, "add"), (128, "add")])
+def test_generator_shapes(size, skip):
+    torch.manual_seed(0)
+    gen = Generator(GeneratorConfig(face_size=size, width=4, max_width=32, skip=skip), AudioEncoder(width=4),
+                    freeze_audio=False)
+    out = gen(torch.rand(2, 5, 3, size, size), torch.rand(2, 5, 3, size, size), torch.randn(2, 5, 1, 80, 16))
+    assert out.shape == (2, 5, 3, size, size)
+    assert ((out >= 0) & (out <= 1)).all()
+    with pytest.raises(ValueError, match="indiv_mels"):
+        gen(torch.rand(2, 5, 3, size, size), torch.rand(2, 5, 3, size, size), torch.randn(2, 5, 80, 16))
+
+
+def test_generator_uses_audio_and_both_references():
+    torch.manual_seed(0)
+    # Train mode: batch statistics keep the signal alive through the untrained stack (eval-mode BN at init does not).
+    gen = Generator(GeneratorConfig(face_size=64, width=4, max_width=32), AudioEncoder(width=4)).train()
+    pose, ident, mels = torch.rand(1, 5, 3, 64, 64), torch.rand(1, 5, 3, 64, 64), torch.randn(1, 5, 1, 80, 16)
+    with torch.no_grad():
+        base = gen(pose, ident, mels)
+        assert not torch.allclose(base, gen(pose, ident, torch.randn_like(mels)))
+        assert not torch.allclose(base, gen(pose, torch.rand_like(ident), mels))
+        assert not torch.allclose(base, gen(torch.rand_like(pose), ident, mels))
+
+
+def test_gradient_reaches_generator_not_frozen_expert():
+    torch.manual_seed(0)
+    expert = SyncNet(SyncNetConfig(width=8)).freeze()
+    gen = Generator(GeneratorConfig(face_size=96, width=4, max_width=32), expert.audio_encoder, freeze_audio=True)
+    gen.train()
+    assert not gen.audio_encoder.training  # frozen encoder keeps eval-mode BatchNorm inside a training generator
+    bn = expert.audio_encoder.net[0].bn
+    running_mean = bn.running_mean.clone()
+    mels = torch.randn(2, 5, 1, 80, 16)
+    out = gen(torch.rand(2, 5, 3, 96, 96), torch.rand(2, 5, 3, 96, 96), mels)
+    cos = expert(mels[:, 0], out)  # the loss path goes through the frozen expert's video tower
+    (-torch.log(cos.clamp(min=1e-6))).mean().backward()
+    assert all(p.grad is None for p in expert.parameters())
+    trainable = [p for p in gen.parameters() if p.requires_grad]
+    assert trainable and all(p.grad is not None for p in trainable)
+    assert gen.pose_encoder.levels[0][0][0].weight.grad.abs().sum() > 0
+    torch.testing.assert_close(bn.running_mean, running_mean)
+
+
+# ---------------------------------------------------------------- discriminator
+@pytest.mark.parametrize("size", [64, 96, 128])
+def test_discriminator_per_frame_logits(size):
+    disc = Discriminator(DiscriminatorConfig(width=8, max_width=32))
+    convs = [m for m in disc.features if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 7 and all(c.stride == (2, 2) for c in convs)
+    assert all(hasattr(c, "parametrizations") for c in convs)  # spectral norm
+    logits = disc(torch.rand(3, 5, 3, size, size))
+    assert logits.shape == (3, 5)
+    frames = torch.rand(1, 2, 3, size, size)
+    torch.testing.assert_close(disc.eval()(frames)[0, 1], disc(frames[:, 1:])[0, 0])  # frames judged independently
+
+
+# ---------------------------------------------------------------- VGG-19
+def test_vgg_missing_weights_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    assert hub_checkpoint(VGG19_FILENAME) is None
+    with pytest.raises(WeightsNotAvailable, match=r"^vgg19 not available: vgg19-dcbfe7e3.pth is not in the torch hub"):
+        VGG19Features.from_pretrained()
+    with pytest.raises(WeightsNotAvailable, match=r"^vgg19 not available: no file at .*nowhere.pth"):
+        VGG19Features.from_pretrained(tmp_path / "nowhere.pth")
+
+
+def _torchvision_vgg19_state_dict() -> tuple[dict[str, torch.Tensor], torch.nn.Module]:
+    """Random weights in torchvision's vgg19 key layout (features only: the 500 MB classifier is not needed)."""
+    import torchvision
+
+    with torch.device("meta"):
+        tv = torchvision.models.vgg19(weights=None)
+    tv.features.to_empty(device="cpu")
+    torch.manual_seed(0)
+    for m in tv.features:
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight)
+            torch.nn.init.uniform_(m.bias, -0.1, 0.1)
+    state = {f"features.{k}": v for k, v in tv.features.state_dict().items()}
+    state["classifier.6.bias"] = torch.zeros(1000)  # classifier keys are ignored by our loader
+    return state, tv.features
+
+
+def test_vgg_loads_torchvision_layout_from_hub_cache(tmp_path, monkeypatch):
+    state, tv_features = _torchvision_vgg19_state_dict()
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    ckpt = tmp_path / "hub" / "checkpoints" / VGG19_FILENAME
+    ckpt.parent.mkdir(parents=True)
+    torch.save(state, ckpt)
+    assert hub_checkpoint(VGG19_FILENAME) == ckpt
+    vgg = VGG19Features.from_pretrained(layers=("relu1_2", "relu2_2"))
+    assert all(not p.requires_grad for p in vgg.parameters())
+    x = torch.rand(2, 3, 32, 32)
+    feats = vgg(x)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        ref = tv_features[:9]((x - mean) / std)  # torchvision index 8 = relu2_2
+    assert feats["relu2_2"].shape == (2, 128, 16, 16)
+    torch.testing.assert_close(feats["relu2_2"], ref)
+    manual = F.relu(F.conv2d(F.relu(F.conv2d((x - mean) / std, state["features.0.weight"], state["features.0.bias"],
+                                             padding=1)), state["features.2.weight"], state["features.2.bias"], padding=1))
+    torch.testing.assert_close(feats["relu1_2"], manual)
+
+    del state["features.34.weight"]
+    with pytest.raises(WeightsNotAvailable, match=r"not a torchvision vgg19 state dict .*features.34.weight"):
+        VGG19Features().load_torchvision_state_dict(state, "broken.pth")
+    (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsNotAvailable, match=r"^vgg19 not available: cannot read .*garbage.pth"):
+        VGG19Features.from_pretrained(tmp_path / "garbage.pth")
+
+
+def test_vgg_unknown_layer():
+    with pytest.raises(ValueError, match="unknown VGG-19 layer"):
+        VGG19Features(layers=("relu6_1",))
+    assert math.isclose(len(VGG19Features().features), 37)
