@@ -8,7 +8,8 @@ shapes are drawn through.
     tracks = viseme_tracks(phonemes, n_frames, fps=25)              # MouthTracks: open/spread/round [T] each
     poses = head_motion(rng, n_frames, fps, frame_size, ...)        # [T, 4] (cx, cy, angle rad, scale)
     blinks = blink_track(rng, n_frames, fps, rate_hz)               # [T] eyelid closure 0..1
-    frame, lm68, box = render_frame(ident, background, poses[t], mouth=(o, s, r), blink=blinks[t], frame_size=160)
+    background = render_background(ident, frame_size=160)          # uint8 [160, 160, 3], static per identity
+    frame, lm68, box = render_frame(ident, background, poses[t], (o, s, r), blinks[t])
 """
 
 from __future__ import annotations
@@ -68,15 +69,16 @@ class MouthTracks:
 
 
 def viseme_tracks(phonemes, n_frames: int, fps: float, sigma_frames: float = 1.0, subsamples: int = 4,
-                  anticipation_frames: int = 1) -> MouthTracks:
+                  anticipation_frames: int = 1, lead: float = 0.0) -> MouthTracks:
     """Per-frame mouth parameters from phoneme intervals (objects with .phoneme/.start/.end or dicts).
 
     Each frame averages the viseme targets at `subsamples` instants inside it; a Gaussian of `sigma_frames` then blends
     neighbouring visemes (coarticulation). Lips are forced shut on every bilabial (at least its nearest frame), and in
-    silence farther than `anticipation_frames` from speech.
+    silence farther than `anticipation_frames` from speech. `lead` (seconds) moves the mouth earlier than the sound:
+    articulation precedes the acoustic event, and espeak-ng's vowel energy peaks early in each phoneme.
     """
-    items = [(p["phoneme"], p["start"], p["end"]) if isinstance(p, dict) else (p.phoneme, p.start, p.end)
-             for p in phonemes]
+    items = [(p["phoneme"], p["start"] - lead, p["end"] - lead) if isinstance(p, dict)
+             else (p.phoneme, p.start - lead, p.end - lead) for p in phonemes]
     times = (np.arange(n_frames * subsamples) + 0.5) / (subsamples * fps)
     targets = np.tile(np.array(_SILENCE, np.float64), (len(times), 1))
     speaking = np.zeros(len(times), bool)
@@ -312,7 +314,8 @@ def _static(ident: Identity) -> dict:
     elif ident.hair_style == 4:  # voluminous
         g["hair_back"] = _arc(0, y0 - 0.15, 1.4, ident.forehead * 1.45, 0, 2 * np.pi, 40)
     g["neck"] = np.array([[-0.45, chin - 0.5], [0.45, chin - 0.5], [0.5, chin + 1.2], [-0.5, chin + 1.2]])
-    g["shirt"] = np.concatenate([_arc(0, chin + 1.25, 2.0, 0.75, np.pi, 2 * np.pi, 24), [[2.0, chin + 4], [-2.0, chin + 4]]])
+    g["shirt"] = np.concatenate([_arc(0, chin + 1.25, 2.0, 0.75, np.pi, 2 * np.pi, 24),
+                                 [[2.0, chin + 4], [-2.0, chin + 4]]])
     g["ears"] = [_arc(side * 0.97, y0 + 0.12, 0.11, 0.2, 0, 2 * np.pi, 16) for side in (-1, 1)]
     g["jaw"] = _superellipse(0.97, ident.jaw_height, y0, ident.jaw_square, _JAW_T)
     g["jaw_w"] = np.sin(_JAW_T) ** 2  # how much of the jaw drop each point follows (all at the chin)

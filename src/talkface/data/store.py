@@ -5,7 +5,8 @@
     data/clips/<clip_id>/landmarks.npy   float32 [T, 68, 2]    crop pixels, NaN where unknown
     data/clips/<clip_id>/boxes.npy       float32 [T, 4]        crop boxes in source-frame pixels
     data/clips/<clip_id>/silent.npy      uint8   [T, S, S, 3]  optional closed-lip frames (synthetic)
-    data/clips/<clip_id>/meta.json       {"clip_id", "speaker", "fps", "n_frames", "sample_rate", "source", "detector",...}
+    data/clips/<clip_id>/meta.json       {"clip_id", "speaker", "fps", "n_frames", "sample_rate", "source",
+                                          "detector", ...}
     data/clips/manifest.csv              clip_id,source,status,reason,n_frames,speaker,detector
 
 and the raw index `data/raw/index.csv` (clip_id,video,speaker,split,sidecar) that the fetch stage writes.

@@ -69,6 +69,7 @@ class SyntheticConfig:
     # face motion
     coarticulation_sigma: float = 1.0  # Gaussian smoothing of the viseme curves, in frames
     anticipation_frames: int = 1  # frames of silence next to speech in which the mouth may already move
+    viseme_lead: float = 0.03  # seconds the mouth runs ahead of the phoneme onsets (centres mouth-vs-energy at lag 0)
     head_translate: float = 0.04  # amplitude of head translation, fraction of the frame size
     head_rotate_deg: float = 4.0  # amplitude of in-plane head rotation
     head_scale: float = 0.04  # relative amplitude of head scale changes
@@ -125,7 +126,7 @@ def make_clip(cfg: SyntheticConfig, identity: int, clip: int) -> Clip:
         pause_prob=cfg.pause_prob, pause_seconds=(cfg.pause_min, cfg.pause_max), noise_level=cfg.noise_level,
         peak=cfg.audio_peak)
     tracks = fr.viseme_tracks(speech.phonemes, n_frames, cfg.fps, cfg.coarticulation_sigma,
-                              anticipation_frames=cfg.anticipation_frames)
+                              anticipation_frames=cfg.anticipation_frames, lead=cfg.viseme_lead)
     poses = fr.head_motion(rng, n_frames, cfg.fps, cfg.frame_size, cfg.head_translate, cfg.head_rotate_deg,
                            cfg.head_scale)
     blinks = fr.blink_track(rng, n_frames, cfg.fps, cfg.blink_rate_hz)

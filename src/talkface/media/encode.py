@@ -4,7 +4,7 @@ Frames are piped to ffmpeg as raw RGB, so a caller can stream a long video frame
 without holding it in memory:
 
     write_video("out.mp4", frames, fps=25, audio=wav, sample_rate=16000)        # frames uint8 [T, H, W, 3]
-    write_video("out.mp4", (render(t) for t in range(T)), fps=25)               # any iterator of [H, W, 3] / [n, H, W, 3]
+    write_video("out.mp4", (render(t) for t in range(T)), fps=25)   # iterator of [H, W, 3] or [n, H, W, 3]
 
 The file appears under its final name only when ffmpeg succeeded (written to a hidden temporary name in the same
 folder, then renamed), so a crash never leaves a partial video behind. Encoding is bit-exact and single-threaded by
