@@ -21,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models.avhubert import AVHubert, load_avhubert_checkpoint
+from ..faces.mouth_roi import MouthROIConfig, lip_input, mouth_rois
+from ..models.avhubert import AVHubert, audio_features, load_avhubert_checkpoint
 from ..weights import WeightsNotAvailable
 from . import NotAvailable
 
@@ -32,6 +33,14 @@ def load_avhubert(path: str | Path | None, device: str | torch.device = "cpu") -
         return load_avhubert_checkpoint(path, device)
     except WeightsNotAvailable as e:
         return NotAvailable(str(e))
+
+
+def clip_inputs(frames: np.ndarray, landmarks: np.ndarray, audio: np.ndarray | None,
+                cfg: MouthROIConfig = MouthROIConfig()) -> tuple[np.ndarray, np.ndarray | None]:
+    """One clip's AV-HuBERT inputs: frames uint8 [T,H,W,3] RGB with landmarks [T,68,2] -> lips [T,1,88,88];
+    16 kHz audio [N] (or None) -> [T,104] aligned to the T frames."""
+    lips = lip_input(mouth_rois(frames, landmarks, cfg), cfg)
+    return lips, None if audio is None else audio_features(audio, n_frames=len(frames))
 
 
 def cosine_over_time(a: torch.Tensor, b: torch.Tensor) -> float:
