@@ -8,6 +8,8 @@ from pathlib import Path
 import _bootstrap  # noqa: F401  (this checkout's src/ on sys.path)
 from talkface.config import load_params, section  # noqa: E402
 from talkface.data.prepare import CropConfig, prepare, summary  # noqa: E402
+from talkface.data.store import SourceError  # noqa: E402
+from talkface.faces.detect import FaceDetectorUnavailable  # noqa: E402
 from talkface.tracking import stage_run  # noqa: E402
 
 
@@ -16,7 +18,10 @@ def main() -> None:
     cfg = section(params, "crop", CropConfig)
     source = params.get("fetch", {}).get("source", "")
     with stage_run("crop", dataclasses.asdict(cfg)) as run:
-        manifest = prepare(Path("data/raw"), Path("data/clips"), Path("data/splits"), cfg, source=source)
+        try:
+            manifest = prepare(Path("data/raw"), Path("data/clips"), Path("data/splits"), cfg, source=source)
+        except (FaceDetectorUnavailable, SourceError) as exc:  # setup problems: one line, exit status 1
+            raise SystemExit(f"[crop] error: {exc}") from None
         s = summary(manifest)
         run.log_metrics({k: v for k, v in s.items() if not isinstance(v, dict)})
     print(f"[crop] kept {s['kept']} of {s['clips']} clips ({s['kept_frames']} frames); "

@@ -7,14 +7,17 @@ from pathlib import Path
 
 import _bootstrap  # noqa: F401  (this checkout's src/ on sys.path)
 from talkface.config import load_params, section  # noqa: E402
-from talkface.data.sources import FetchConfig, fetch  # noqa: E402
+from talkface.data.sources import FetchConfig, SourceError, fetch  # noqa: E402
 from talkface.tracking import stage_run  # noqa: E402
 
 
 def main() -> None:
     cfg = section(load_params(), "fetch", FetchConfig)
     with stage_run("fetch", dataclasses.asdict(cfg)) as run:
-        index = fetch(cfg, Path("data/raw"))
+        try:
+            index = fetch(cfg, Path("data/raw"))
+        except SourceError as exc:  # missing folder/list/tool/network: one line, exit status 1
+            raise SystemExit(f"[fetch] error: {exc}") from None
         run.log_metrics({"clips": len(index), "speakers": index["speaker"].nunique()})
     print(f"[fetch] {cfg.source}: {len(index)} clips, {index['speaker'].nunique()} speakers -> data/raw/index.csv")
 

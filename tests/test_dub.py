@@ -137,7 +137,7 @@ def test_chunk_size_does_not_change_output(media):
     """No seams at chunk borders: any chunking gives bit-identical frames (stand-in detector with misses)."""
     outs = []
     for chunk in (4, 13, 64):
-        d = _dubber(DubConfig(detector="haar", chunk_frames=chunk, batch_size=2, reference_every=10))
+        d = _dubber(DubConfig(detector="haar", chunk_frames=chunk, batch_size=3, reference_every=10))
         d.detector = FixedDetector(missing={3, 4, 12})
         out, src, boxes, dubbed, stats, n_audio = _run(d, media["plain"], media["speech"])
         outs.append(out)

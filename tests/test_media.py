@@ -25,7 +25,8 @@ def ffmpeg(*args: str) -> None:
 
 def make_video(path: Path, seconds=2.0, fps=30, size="128x96", audio=True, src="testsrc", freq=440, rate=44100,
                channels=2) -> Path:
-    args = ["-f", "lavfi", "-i", f"{src}=size={size}:rate={fps}" if src == "testsrc" else f"{src}:size={size}:rate={fps}"]
+    sep = "=" if src == "testsrc" else ":"  # testsrc takes options; color=c=red adds more with ':'
+    args = ["-f", "lavfi", "-i", f"{src}{sep}size={size}:rate={fps}"]
     if audio:
         args += ["-f", "lavfi", "-i", f"sine=frequency={freq}:sample_rate={rate}"]
     args += ["-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]

@@ -419,8 +419,9 @@ class Dubber:
                     new[seg] = w.crops
             if new:
                 refs = self.silent_reference(np.stack(list(new.values())))
+                oldest = min(w.start // cfg.reference_every for w in todo)
                 for seg in list(ref_cache):
-                    if seg < min(new):
+                    if seg < oldest:
                         del ref_cache[seg]  # segments only move forward
                 ref_cache.update(zip(new, refs))
                 stats["references"] += len(new)

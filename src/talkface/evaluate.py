@@ -228,7 +228,7 @@ def generate_clip(gens: Generators, frames: np.ndarray, mel: np.ndarray, clip_id
 class Scorers:
     """Everything that needs weights; each entry is a ready object or NotAvailable(reason)."""
 
-    fid: Any = NotAvailable("FID not available: not set up")
+    fid: Any = NotAvailable("FID not available: not set up")  # images [B,3,H,W] in [0,1] -> features [B,D]
     lse_official: Any = NotAvailable("LSE (syncnet_v2) not available: not set up")
     lse_expert: Any = NotAvailable("LSE (talkface-syncnet) not available: not set up")
     avhubert: Any = NotAvailable("AV-HuBERT not available: not set up")
@@ -326,15 +326,32 @@ def lse_metrics(scorer, frames: np.ndarray, audio: np.ndarray, keys: tuple[str, 
     return {keys[0]: r["conf"], keys[1]: r["min_dist"]}, r["curve"]
 
 
-def avs_metrics(model, lips_gen, lips_gt, audio_feats) -> dict:
-    from .metrics.avs import avs_all
+class ClipAVS:
+    """AVSu/AVSm/AVSv of one clip's groups, sharing the passes that do not depend on the group: the ground truth's
+    visual and audio-visual features and the audio-only features are computed once per clip (P2 eqs. 4-6)."""
 
-    if isinstance(model, NotAvailable):
-        return {k: model for k in AVS_KEYS}
-    if lips_gen is None or lips_gt is None:
-        na = NotAvailable("AVS not available: the clip has no landmarks to cut mouth ROIs")
-        return {k: na for k in AVS_KEYS}
-    return avs_all(model, lips_gen, lips_gt, audio_feats)
+    def __init__(self, model, lips_gt: np.ndarray | None, audio_feats: np.ndarray | None):
+        self.model, self.lips_gt = model, lips_gt
+        self.na = model if isinstance(model, NotAvailable) else (
+            NotAvailable("AVS not available: the clip has no landmarks to cut mouth ROIs") if lips_gt is None else None)
+        if self.na is None:
+            from .metrics.avs import features
+
+            self.audio_feats = audio_feats
+            self.aud = features(model, None, audio_feats)
+            self.gt_v = features(model, lips_gt, None)
+            self.gt_av = features(model, lips_gt, audio_feats)
+
+    def scores(self, lips: np.ndarray | None) -> dict:
+        """lips: the group's ROIs [T,1,88,88], or None for the ground truth itself."""
+        if self.na is not None:
+            return {k: self.na for k in AVS_KEYS}
+        from .metrics.avs import cosine_over_time, features
+
+        gen_v = self.gt_v if lips is None else features(self.model, lips, None)
+        gen_av = self.gt_av if lips is None else features(self.model, lips, self.audio_feats)
+        return {"AVSu": cosine_over_time(gen_v, self.aud), "AVSm": cosine_over_time(gen_av, self.gt_av),
+                "AVSv": cosine_over_time(gen_v, self.gt_v)}
 
 
 def lip_rois(frames: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
@@ -410,8 +427,8 @@ def evaluate(cfg: EvaluateConfig, root: str | Path = ".", gens: Generators | Non
         clip_ids = clip_ids[:cfg.max_clips]
     if not clip_ids:
         raise ValueError(f"no clips in {cfg.split}")
-    fid_stats = {g: FeatureStats(2048) for g in ("real", "model", "floor")} if not isinstance(scorers.fid,
-                                                                                               NotAvailable) else None
+    # Feature statistics per set, sized on the first batch (2048 for the FID Inception).
+    fid_stats: dict[str, FeatureStats] | None = None if isinstance(scorers.fid, NotAvailable) else {}
     per_clip: dict[str, list[dict]] = {g: [] for g in GROUPS}
     frame_rows: list[list] = []
     curves: dict[tuple[str, str], list[np.ndarray]] = {}
@@ -463,13 +480,13 @@ def evaluate(cfg: EvaluateConfig, root: str | Path = ".", gens: Generators | Non
                    "floor": scorers.landmarker(videos["floor"])}
         size = gt.shape[1]
 
-        avs_model = scorers.avhubert
         lips_gt = audio_feats = None
-        if not isinstance(avs_model, NotAvailable):
+        if not isinstance(scorers.avhubert, NotAvailable):
             from .models.avhubert import audio_features
 
             lips_gt = lip_rois(gt, store_lms)
             audio_feats = audio_features(audio, n_frames=len(gt))
+        clip_avs = ClipAVS(scorers.avhubert, lips_gt, audio_feats)
 
         for group, frames in videos.items():
             row: dict[str, Any] = {"clip_id": clip_id, "group": group, "n_frames": len(frames)}
@@ -487,11 +504,10 @@ def evaluate(cfg: EvaluateConfig, root: str | Path = ".", gens: Generators | Non
                 row.update(vals)
                 if curve is not None:
                     curves.setdefault((group, keys[0]), []).append(np.asarray(curve))
-            if isinstance(avs_model, NotAvailable) or lips_gt is None:
-                lips = None
+            if clip_avs.na is not None or group == "ceiling":
+                row.update(clip_avs.scores(None))
             else:
-                lips = lips_gt if group == "ceiling" else lip_rois(frames, store_lms)
-            row.update(avs_metrics(avs_model, lips, lips_gt, audio_feats))
+                row.update(clip_avs.scores(lip_rois(frames, store_lms)))
             per_clip[group].append(row)
 
         if fid_stats is not None:
@@ -499,7 +515,7 @@ def evaluate(cfg: EvaluateConfig, root: str | Path = ".", gens: Generators | Non
                 for i in range(0, len(frames), cfg.fid_batch_size):
                     with torch.no_grad():
                         feats = scorers.fid(frames_to_batch(frames[i:i + cfg.fid_batch_size]).to(device))
-                    fid_stats[group].update(feats)
+                    fid_stats.setdefault(group, FeatureStats(feats.shape[1])).update(feats)
 
         if len(samples) < cfg.sample_clips * cfg.sample_frames:
             for t in np.linspace(0, len(gt) - 1, cfg.sample_frames).round().astype(int):

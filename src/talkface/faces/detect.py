@@ -44,7 +44,7 @@ class HaarConfig:
     cascade: str = "haarcascade_frontalface_default.xml"  # a file name in cv2.data.haarcascades, or a path
     scale_factor: float = 1.1
     min_neighbors: int = 5
-    min_size: float = 0.1  # smallest face side, as a fraction of the frame's shorter side
+    min_size: float = 0.15  # smallest face side, as a fraction of the frame's shorter side
     max_side: int = 256  # frames are shrunk to this longer side before detection (speed); 0 = full size
 
 

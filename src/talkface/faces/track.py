@@ -70,7 +70,9 @@ def pad_boxes(boxes: np.ndarray, pads: tuple[float, float, float, float]) -> np.
 
 
 def smooth_boxes(boxes: np.ndarray, window: int, method: str = "mean") -> np.ndarray:
-    """Centred moving mean or median over `window` frames (truncated at the ends), per coordinate. window <= 1: no-op."""
+    """Centred moving mean or median over `window` frames (truncated at the ends), per coordinate.
+
+    window <= 1: no smoothing."""
     b = np.asarray(boxes, np.float32)
     if window <= 1 or len(b) == 0:
         return b.copy()

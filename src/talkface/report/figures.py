@@ -31,6 +31,7 @@ class Figure:
     path: Path | None = None     # the PNG, when made
     caption: str = ""
     missing: str | None = None   # why it was not made
+    pixelated: bool = False      # small-pixel image (face crops): shown enlarged without smoothing
 
 
 def _save(fig, path: Path, dpi: int) -> Path:
@@ -190,4 +191,4 @@ def lse_offset_figures(plots_dir: Path, out_dir: Path, dpi: int = 110) -> list[F
 
 def image_figures(paths: list[Path], title: str) -> list[Figure]:
     """Existing PNGs (sample grids) as figures."""
-    return [Figure(f"{title}: {p.stem}", p, p.name) for p in paths if p.is_file()]
+    return [Figure(f"{title}: {p.stem}", p, p.name, pixelated=True) for p in paths if p.is_file()]

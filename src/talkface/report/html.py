@@ -130,7 +130,7 @@ td:first-child,th:first-child{text-align:left}
 caption{caption-side:top;text-align:left;font-style:italic;padding:4px 0;color:#444}
 .missing{background:#fff4e0;border-left:4px solid #e0a030;padding:4px 10px;margin:6px 0}
 .notes{font-size:12px;color:#555}figure{margin:1em 0}figcaption{font-size:13px;color:#444}
-img{max-width:100%;border:1px solid #ddd}
+img{max-width:100%;border:1px solid #ddd}img.pixelated{image-rendering:pixelated;width:min(100%,900px)}
 """
 
 
@@ -164,7 +164,8 @@ def to_html(doc: Document) -> str:
                     f"<li>{'n/a: ' if 'not available' in n else ''}{e(n)}</li>" for n in t.notes) + "</ul>")
         elif b.kind == "figure":
             f: figs.Figure = b.content
-            parts.append(f'<figure><img alt="{e(f.title)}" src="{_data_uri(f.path)}">'
+            cls = ' class="pixelated"' if f.pixelated else ""
+            parts.append(f'<figure><img{cls} alt="{e(f.title)}" src="{_data_uri(f.path)}">'
                          f"<figcaption><b>{e(f.title)}</b>. {e(f.caption)}</figcaption></figure>")
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -286,7 +287,7 @@ def build_report(cfg: ReportConfig, root: str | Path = ".") -> Document:
             copy = fig_dir / f"sample_{p.stem}.png"
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(p, copy)
-            doc.figure(figs.Figure(f"Samples: {p.stem}", copy, str(p.relative_to(root))))
+            doc.figure(figs.Figure(f"Samples: {p.stem}", copy, str(p.relative_to(root)), pixelated=True))
     else:
         doc.note_missing(f"samples: no {plots_dir}/eval_samples.png or {plots_dir}/samples/*.png")
 

@@ -115,7 +115,8 @@ def experiments_from_dvc_json(data: Any, metrics_file: str = "metrics/eval.json"
             elif isinstance(m, dict) and m.get("error"):
                 error = str(m["error"].get("msg", m["error"])) if isinstance(m["error"], dict) else str(m["error"])
             rev = str(entry.get("rev") or data.get("rev") or "")
-            rows.append({"name": entry.get("name") or rev[:7], "rev": rev, "params": params, "metrics": metrics,
+            short = rev[:7] if len(rev) == 40 and all(c in "0123456789abcdef" for c in rev) else rev
+            rows.append({"name": entry.get("name") or short, "rev": rev, "params": params, "metrics": metrics,
                          "error": error})
         for child in (entry.get("experiments") or []):
             if isinstance(child, dict) and "revs" in child:

@@ -390,13 +390,13 @@ class GeneratorTask(Task):
             terms["silent_target"] = pixel_loss(closed, batch["identity_silent"])
             total = total + cfg.silent_target * terms["silent_target"]
         loop.backward_step(total, "gen")
-        logs = {"loss": float(total), **{f"loss_{k}": float(v) for k, v in terms.items()}}
+        logs = {"loss": total.item(), **{f"loss_{k}": v.item() for k, v in terms.items()}}
         if cfg.loss.gan > 0:
             with loop.autocast():
                 logits = self.models["disc"](torch.cat([batch["frames"], out.detach()])).float()
             d_loss = gan_discriminator_loss(logits[:b], logits[b:])
             loop.backward_step(d_loss, "disc")
-            logs["loss_disc"] = float(d_loss)
+            logs["loss_disc"] = d_loss.item()
         return logs
 
     def evaluate(self, batches: Iterable[dict[str, Any]], loop: Loop) -> dict[str, float]:
