@@ -108,10 +108,7 @@ def test_floor_frames():
 
 def test_evaluate_from_checkpoints(store):
     _save_checkpoints(store)
-    from talkface.models import generator_io
-
-    # "auto" reads the G_L checkpoint's record of silent-lip training (generator_io.uses_silent_reference).
-    mode = "auto" if hasattr(generator_io, "uses_silent_reference") else "never"
+    mode = "auto"  # reads the G_L checkpoint's record of silent-lip training
     cfg = EvaluateConfig(fan=False, lmd_reference="store", batch_size=2, sample_clips=1, sample_frames=2,
                          device="cpu", silent_reference=mode)
     result = evaluate(cfg, store)

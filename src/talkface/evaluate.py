@@ -608,12 +608,6 @@ def silent_mel_window(steps: int = 16) -> np.ndarray:
     return np.ascontiguousarray(mel[:steps].T)[None]
 
 
-def _load_generator(generator_io, path: Path, device: torch.device):
-    """(generator, checkpoint metadata or None): generator_io.load_generator returns the pair, or (older) the model."""
-    loaded = generator_io.load_generator(path, map_location=device)
-    return loaded if isinstance(loaded, tuple) else (loaded, None)
-
-
 def load_generators(cfg: EvaluateConfig, root: Path, device: torch.device) -> Generators:
     """G_L from `cfg.generator`, and G_S from `cfg.silent_generator` when G_L was trained with silent-lip references
     (the checkpoint says so; `cfg.silent_reference` can force it on or off)."""
@@ -624,13 +618,8 @@ def load_generators(cfg: EvaluateConfig, root: Path, device: torch.device) -> Ge
     path = root / cfg.generator
     if not path.is_file():
         raise FileNotFoundError(f"G_L checkpoint not found: {path} (run the train_generator stage first)")
-    g_l, meta = _load_generator(generator_io, path, device)
-    trained_with_silent = None
-    if hasattr(generator_io, "uses_silent_reference") and meta is not None:
-        trained_with_silent = bool(generator_io.uses_silent_reference(meta))
-    elif cfg.silent_reference == "auto":
-        raise ValueError(f"{path} does not record whether G_L was trained with silent-lip references; set "
-                         "evaluate.silent_reference to 'always' or 'never'")
+    g_l = generator_io.load_generator(path, map_location=device)
+    trained_with_silent = generator_io.uses_silent_reference(g_l)
     use_silent = {"auto": trained_with_silent, "always": True, "never": False}[cfg.silent_reference]
     g_s = None
     if use_silent:
@@ -638,11 +627,9 @@ def load_generators(cfg: EvaluateConfig, root: Path, device: torch.device) -> Ge
         if not s_path.is_file():
             raise FileNotFoundError(f"G_S checkpoint not found: {s_path}, and G_L was trained with silent-lip "
                                     "references (set evaluate.silent_reference: never to run without)")
-        g_s, _ = _load_generator(generator_io, s_path, device)
-        g_s = g_s.to(device).eval()
+        g_s = generator_io.load_generator(s_path, map_location=device).to(device).eval()
     info = {"checkpoint": cfg.generator, "trained_with_silent_reference": trained_with_silent,
             "silent_reference_used": use_silent,
-            "audio_source": (meta.get("audio") or {}).get("source") if isinstance(meta, dict)
-            else getattr(g_l, "audio", {}).get("source")}
+            "audio_source": g_l.audio.get("source")}
     return Generators(g_l.to(device).eval(), g_l.cfg.k, g_l.cfg.face_size, g_s,
                       silent_mel_window() if g_s is not None else None, info)

@@ -1,9 +1,11 @@
 """Self-contained generator checkpoints (`models/silent.pt`, `models/generator.pt`; docs/architecture.md).
 
-    save_generator(gen, "models/generator.pt", audio_spec)
+    save_generator(gen, "models/generator.pt", audio_spec, use_silent_reference=True)
     gen = load_generator("models/generator.pt")          # eval mode, every parameter frozen
+    uses_silent_reference(gen)                           # True: run it with G_S(identity reference)
 
-File: {"arch": "generator", "config": GeneratorConfig as dict, "audio": audio spec, "state_dict": ...}. The state
+File: {"arch": "generator", "config": GeneratorConfig as dict, "audio": audio spec,
+"use_silent_reference": bool, "state_dict": ...}. The state
 dict holds the generator's audio encoder too, so the file does not need the sync expert it came from. The audio spec
 says how to rebuild that encoder's architecture:
 - {"source": "syncnet" | "avsyncnet", "expert_arch": ..., "expert_config": {...}}: the expert's audio encoder
@@ -49,18 +51,21 @@ def build_audio_encoder(spec: dict[str, Any]) -> nn.Module:
     raise ValueError(f"generator audio source must be one of {AUDIO_SOURCES}, got {source!r}")
 
 
-def generator_checkpoint(gen: Generator, audio: dict[str, Any]) -> dict[str, Any]:
+def generator_checkpoint(gen: Generator, audio: dict[str, Any], use_silent_reference: bool = False) -> dict[str, Any]:
     if audio.get("source") not in AUDIO_SOURCES:
         raise ValueError(f"generator audio source must be one of {AUDIO_SOURCES}, got {audio.get('source')!r}")
     state = {k: v.detach().cpu() for k, v in gen.state_dict().items()}
-    return {"arch": ARCH, "config": dataclasses.asdict(gen.cfg), "audio": audio, "state_dict": state}
+    return {"arch": ARCH, "config": dataclasses.asdict(gen.cfg), "audio": audio,
+            "use_silent_reference": bool(use_silent_reference), "state_dict": state}
 
 
-def save_generator(gen: Generator, path: str | Path, audio: dict[str, Any]) -> None:
+def save_generator(gen: Generator, path: str | Path, audio: dict[str, Any], use_silent_reference: bool = False) -> None:
+    """Write a self-contained checkpoint; `use_silent_reference` records that G_L was trained on G_S references,
+    so evaluation and dubbing run it the same way."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(generator_checkpoint(gen, audio), tmp)
+    torch.save(generator_checkpoint(gen, audio, use_silent_reference), tmp)
     tmp.replace(path)
 
 
@@ -78,4 +83,10 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -
     for p in gen.parameters():
         p.requires_grad_(False)
     gen.audio = dict(ckpt["audio"])
+    gen.use_silent_reference = bool(ckpt.get("use_silent_reference", False))
     return gen.eval()
+
+
+def uses_silent_reference(gen: Generator) -> bool:
+    """Whether a loaded G_L was trained with G_S(identity reference) (and must be run so)."""
+    return bool(getattr(gen, "use_silent_reference", False))

@@ -637,7 +637,8 @@ def run_stage(stage: str, cfg: GeneratorTrainConfig, run: Any = None, root: str 
         return {}
 
     gen = task.generator.eval()
-    save_generator(gen, root / STAGE_MODELS[stage], task.audio_spec)
+    save_generator(gen, root / STAGE_MODELS[stage], task.audio_spec,
+                   use_silent_reference=task.silent is not None)
     device = loop.device
     task._place(device)
 
