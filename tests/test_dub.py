@@ -38,7 +38,7 @@ def _tiny_generator(seed: int) -> Generator:
 def checkpoints(tmp_path_factory) -> Path:
     """models/generator.pt + models/silent.pt, tiny and random (the real ones come from `dvc repro`)."""
     d = tmp_path_factory.mktemp("models")
-    save_generator(_tiny_generator(0), d / "generator.pt", joint_audio_spec(4, 16))
+    save_generator(_tiny_generator(0), d / "generator.pt", joint_audio_spec(4, 16), use_silent_reference=True)
     save_generator(_tiny_generator(1), d / "silent.pt", joint_audio_spec(4, 16))
     return d / "generator.pt"
 

@@ -82,6 +82,10 @@ def cmd_dub(args: argparse.Namespace) -> int:
         raise CLIError("give --video, --audio and --out, or --pairs CSV")
     if args.pairs is not None and (args.video or args.audio or args.out):
         raise CLIError("--pairs cannot be combined with --video/--audio/--out")
+    import signal
+
+    # a terminated run (SIGTERM) unwinds like Ctrl-C, so its temporary files are removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         dubber = Dubber.from_checkpoints(args.checkpoint, args.silent_checkpoint, cfg, progress=not args.quiet)
         if args.pairs is not None:
@@ -125,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", type=Path, help="input video (any container/codec/fps/size ffmpeg reads)")
     p.add_argument("--audio", type=Path, help="speech: any file with an audio stream (wav, mp3, a video, ...)")
     p.add_argument("--out", type=Path, help="output video (.mp4, .mov, .m4v or .mkv)")
-    p.add_argument("--pairs", type=Path, help="CSV of video,audio,out rows (paths relative to the CSV) to dub in one run")
+    p.add_argument("--pairs", type=Path,
+                   help="CSV of video,audio,out rows (paths relative to the CSV) to dub in one run")
     p.add_argument("--checkpoint", type=Path, help="G_L checkpoint (default models/generator.pt)")
     p.add_argument("--silent-checkpoint", dest="silent_checkpoint", type=Path,
                    help="G_S checkpoint (default: silent.pt beside --checkpoint)")
@@ -150,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .data.sources import SourceError
+    from .data.store import SourceError  # not data.sources: that pulls in the synthetic generator's scipy
     from .faces.detect import FaceDetectorUnavailable
     from .media.probe import MediaError
 

@@ -177,32 +177,22 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def silent_reference_flag(g_l: torch.nn.Module) -> bool | None:
-    """Whether G_L was trained with G_S references, when its checkpoint records it (key `silent_reference` in the
-    audio spec or `use_silent_reference`); None when it does not say."""
-    spec = getattr(g_l, "audio", None) or {}
-    for key in ("silent_reference", "use_silent_reference"):
-        if key in spec:
-            return bool(spec[key])
-    return None
-
-
 def load_generators(checkpoint: str | Path | None, silent_checkpoint: str | Path | None,
                     device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module | None]:
     """(G_L, G_S or None) in eval mode on `device`.
 
-    G_S is `silent_checkpoint`, else `silent.pt` beside G_L. It is required when the G_L checkpoint says it was
-    trained with silent-lip references, skipped when it says it was not, and otherwise used when found."""
-    from .models.generator_io import load_generator
+    G_S is `silent_checkpoint`, else `silent.pt` beside G_L. It is used exactly when the G_L checkpoint says G_L was
+    trained with silent-lip references (generator_io.uses_silent_reference), and then required."""
+    from .models.generator_io import load_generator, uses_silent_reference
 
     path = Path(checkpoint) if checkpoint else default_checkpoint()
     if not path.is_file():
         raise DubError(NO_CHECKPOINT if checkpoint is None else f"{NO_CHECKPOINT} ({path} not found)")
     g_l = load_generator(path, map_location=device)
-    flag = silent_reference_flag(g_l)
+    flag = uses_silent_reference(g_l)
     s_path = Path(silent_checkpoint) if silent_checkpoint else path.with_name("silent.pt")
     g_s = None
-    if flag is not False and (s_path.is_file() or silent_checkpoint or flag):
+    if flag:
         if not s_path.is_file():
             raise DubError(f"no silent-lip generator checkpoint (G_S): {s_path} not found; run `dvc repro` first "
                            "or pass --silent-checkpoint")
@@ -368,9 +358,9 @@ class Dubber:
                     window = None
 
         def flush() -> Iterator[tuple]:
-            out = self._generate(batch, mel, ref_cache, stats)
+            todo = list(batch)
             batch.clear()
-            yield from out
+            yield from self._generate(todo, mel, ref_cache, stats)
 
         for frames, raw in self._source(video, info, n_audio, tracker, stats):
             if raw is None:  # first pass: detect
@@ -398,8 +388,9 @@ class Dubber:
         if batch:
             yield from flush()
 
-    def _generate(self, batch: list[_Window], mel: np.ndarray, ref_cache: dict, stats: dict) -> list[tuple]:
-        """Run G_S (new reference segments) and G_L on a batch of windows; paste. Returns the output blocks."""
+    def _generate(self, batch: list[_Window], mel: np.ndarray, ref_cache: dict, stats: dict) -> Iterator[tuple]:
+        """Run G_S (new reference segments) and G_L on a batch of windows; paste. Yields the output blocks one
+        window at a time and lets go of each window's frames once yielded (peak memory)."""
         k, cfg = self.k, self.cfg
         todo = [w for w in batch if w.dub[: w.n].any()]
         for w in todo:  # frames without a final box (no face): borrow the nearest box of the window
@@ -409,7 +400,6 @@ class Dubber:
                 for i in np.flatnonzero(~have):
                     w.boxes[i] = w.boxes[idx[np.argmin(np.abs(idx - i))]]
             w.crops = crop_frames(np.stack(w.frames), w.boxes, self.size)
-        results: list[tuple] = []
         if todo:
             # one reference window per segment of `reference_every` frames: the segment's first window with a face
             new = {}
@@ -444,8 +434,8 @@ class Dubber:
                 for i in np.flatnonzero(w.dub[: w.n]):
                     out[i] = paste_back(src[i], g[i], w.boxes[i], cfg.feather, cfg.paste_region)
                 stats["dubbed"] += int(w.dub[: w.n].sum())
-            results.append((out, src, w.boxes[: w.n].copy(), w.dub[: w.n].copy()))
-        return results
+            w.frames, w.crops = [], None
+            yield out, src, w.boxes[: w.n].copy(), w.dub[: w.n].copy()
 
     # -------------------------------------------------------------------------------------------- one pair
 
