@@ -1,0 +1,94 @@
+"""Geometric transforms do what they claim: exact pixel shifts, identity at 0, rotation direction, shear about the
+centre row, one transform per window; the random training augmentation is off at prob 0 and resumable by seed."""
+
+import pytest
+import torch
+
+from talkface.augment import AugmentConfig, random_augment, rotate, shear, shift
+
+
+def _frames(b=2, k=3, s=17, seed=0):
+    return torch.rand(b, k, 3, s, s, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("s", [1, 3, -2])
+def test_shift_moves_content_by_s_pixels(s):
+    x = _frames()
+    y = shift(x, float(s))
+    w = x.shape[-1]
+    if s > 0:
+        assert torch.allclose(y[..., s:], x[..., : w - s], atol=1e-5)
+        assert torch.all(y[..., :s] == 0)  # zeros padding where nothing was
+    else:
+        assert torch.allclose(y[..., : w + s], x[..., -s:], atol=1e-5)
+        assert torch.all(y[..., w + s :] == 0)
+
+
+def test_shift_per_window_magnitudes():
+    x = _frames(b=2)
+    y = shift(x, torch.tensor([2.0, -1.0]))
+    assert torch.allclose(y[0, ..., 2:], x[0, ..., :-2], atol=1e-5)
+    assert torch.allclose(y[1, ..., :-1], x[1, ..., 1:], atol=1e-5)
+    with pytest.raises(ValueError, match="magnitude"):
+        shift(x, torch.tensor([1.0, 2.0, 3.0]))
+
+
+@pytest.mark.parametrize("fn", [shift, shear, rotate])
+def test_zero_magnitude_is_identity_and_shapes_ranges_hold(fn):
+    x = _frames()
+    assert torch.allclose(fn(x, 0.0), x, atol=1e-5)
+    y = fn(x, 7.0, padding="border")
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert y.min() >= 0.0 and y.max() <= 1.0 + 1e-6
+    four_d = fn(x[:, 0], 7.0, padding="border")  # [B,3,S,S] also accepted
+    assert torch.allclose(four_d, y[:, 0], atol=1e-5)
+
+
+def test_rotation_direction_and_full_turn():
+    s = 21
+    x = torch.zeros(1, 1, 3, s, s)
+    x[..., s // 2, s - 3] = 1.0  # a dot right of the centre
+    y = rotate(x, 90.0)
+    row, col = divmod(int(y[0, 0, 0].argmax()), s)
+    assert (row, col) == (2, s // 2)  # counter-clockwise as displayed: right -> top
+    z = _frames(s=s)
+    assert torch.allclose(rotate(z, 360.0), z, atol=1e-4)
+
+
+def test_shear_keeps_the_centre_row_and_tilts_verticals():
+    s = 21  # odd: the centre row lies exactly on pixel row 10
+    x = _frames(s=s)
+    y = shear(x, 20.0)
+    assert torch.allclose(y[..., s // 2, :], x[..., s // 2, :], atol=1e-5)
+    line = torch.zeros(1, 1, 3, s, s)
+    line[..., :, s // 2] = 1.0  # a vertical line through the centre
+    col = shear(line, 20.0)[0, 0, 0].argmax(dim=1)  # column of the line in each row
+    assert col[0] < s // 2 < col[-1]  # rows above move left, rows below move right (y points down)
+    assert col[s // 2] == s // 2
+
+
+def test_one_transform_per_window():
+    x = _frames(b=3, k=1).repeat(1, 4, 1, 1, 1)  # the k frames of a window are equal
+    y = random_augment(x, AugmentConfig(prob=1.0, max_shift=3, max_shear=10, max_rotation=10),
+                       torch.Generator().manual_seed(1))
+    assert not torch.allclose(y, x)
+    for j in range(1, 4):
+        assert torch.equal(y[:, j], y[:, 0])
+
+
+def test_random_augment_off_and_seeded():
+    x = _frames()
+    assert random_augment(x, AugmentConfig(prob=0.0)) is x
+    cfg = AugmentConfig(prob=0.5, max_shift=4, max_shear=5, max_rotation=5)
+    a = random_augment(x, cfg, torch.Generator().manual_seed(3))
+    b = random_augment(x, cfg, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="prob"):
+        AugmentConfig(prob=1.5)
+    with pytest.raises(ValueError, match="padding"):
+        AugmentConfig(padding="wrap")
+    with pytest.raises(ValueError, match="frames"):
+        shift(torch.rand(2, 3, 8, 9), 1.0)
