@@ -6,14 +6,20 @@ models/silent.pt, metrics/silent.json, plots/silent_train.csv and plots/samples/
 
 from __future__ import annotations
 
+import dataclasses
+
 import _bootstrap  # noqa: F401  (this checkout's src/ on sys.path)
 from talkface.config import as_dict, load_params, section  # noqa: E402
+from talkface.data.windows import WindowConfig  # noqa: E402
 from talkface.tracking import stage_run  # noqa: E402
 from talkface.train.generator import GeneratorTrainConfig, run_stage  # noqa: E402
 
 
 def main() -> None:
-    cfg = section(load_params(), "silent", GeneratorTrainConfig)
+    params = load_params()
+    # the window shape is shared by every trainer: one `windows` section
+    cfg = dataclasses.replace(section(params, "silent", GeneratorTrainConfig),
+                              window=section(params, "windows", WindowConfig))
     with stage_run("train_silent", as_dict(cfg)) as run:
         metrics = run_stage("silent", cfg, run)
     if metrics:
