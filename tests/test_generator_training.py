@@ -131,6 +131,20 @@ def test_loss_terms_carry_their_weights(tmp_path):
     assert logs["loss"] == pytest.approx(expected.item(), rel=1e-4)
 
 
+def test_gan_term_and_discriminator_start_at_gan_start_step(tmp_path):
+    cfg = _cfg(pixel=10.0, perceptual=0.0, sync=0.0, sync_kind="none", triplet=0.0)
+    cfg.gan_start_step = 1
+    task = _task(cfg)
+    loop = Loop(cfg.loop, tmp_path, progress=False)
+    loop.task = task
+    d0 = _flat(task.models["disc"])
+    logs = task.train_step(_batch(), loop)  # step 0: pixels only, D untouched
+    assert set(logs) == {"loss", "loss_pixel"} and torch.equal(d0, _flat(task.models["disc"]))
+    loop.step = 1
+    logs = task.train_step(_batch(), loop)
+    assert {"loss_gan", "loss_disc"} <= set(logs) and not torch.equal(d0, _flat(task.models["disc"]))
+
+
 def test_silent_target_term_uses_silent_audio_and_closed_lips(tmp_path):
     cfg = _cfg(gan=0.0, pixel=0.0, perceptual=0.0, sync=0.0, sync_kind="none", triplet=0.0)
     cfg.silent_target = 3.0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any, Iterator
@@ -82,7 +83,7 @@ class StageRun:
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
         if self._mlflow is None:
             return
-        numeric = {k: float(v) for k, v in _flatten(metrics).items() if _is_number(v)}
+        numeric = {_metric_name(k): float(v) for k, v in _flatten(metrics).items() if _is_number(v)}
         if numeric:
             self._mlflow.log_metrics(numeric, step=step)
 
@@ -130,6 +131,11 @@ def _parent_run_id(mlflow: Any, exp_id: str, name: str, commit: str, tags: dict[
     run = client.create_run(exp_id, run_name=name, tags={**tags, "talkface.parent": "1"})
     client.set_terminated(run.info.run_id)
     return run.info.run_id
+
+
+def _metric_name(name: str) -> str:
+    """MLflow accepts alphanumerics and _ - . space : / in metric names; others (e.g. parentheses) become '_'."""
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", name)
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

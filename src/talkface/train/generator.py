@@ -70,6 +70,7 @@ class GeneratorTrainConfig:
     mouth: MouthOpeningConfig = field(default_factory=MouthOpeningConfig)
     lr: float = 1e-4  # Adam, generator (P1/P2)
     disc_lr: float = 1e-4
+    gan_start_step: int = 0  # [ours] adversarial term and D updates start here (short CPU runs learn pixels first)
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Wav2Lip's Adam betas [ours]
     audio_encoder: str = "syncnet"  # syncnet | avsyncnet: that expert's audio encoder, frozen; joint: trained (setup A)
     joint_audio_width: int = 32  # AudioEncoder width when audio_encoder = joint
@@ -345,6 +346,9 @@ class GeneratorTask(Task):
         d = self.expert.similarity(audio.float(), v_ref.float())
         return stabilized_sync_loss(x, y, d, lc.sync_eps, lc.sync_clamp_min)
 
+    def gan_active(self, loop: Loop) -> bool:
+        return self.cfg.loss.gan > 0 and loop.step >= self.cfg.gan_start_step
+
     def loss_terms(self, out: torch.Tensor, batch: dict[str, Any], ref: torch.Tensor, loop: Loop) -> dict[str, torch.Tensor]:
         """Unweighted generator loss terms with a nonzero weight (float32 scalars)."""
         lc, gt, terms = self.cfg.loss, batch["frames"], {}
@@ -353,7 +357,7 @@ class GeneratorTask(Task):
         if lc.perceptual > 0 and self.perceptual is not None:
             with loop.autocast():
                 terms["perceptual"] = self.perceptual(out, gt).float()
-        if lc.gan > 0:
+        if self.gan_active(loop):
             with loop.autocast():
                 fake = self.models["disc"](out)
             terms["gan"] = gan_generator_loss(fake.float())
@@ -391,7 +395,7 @@ class GeneratorTask(Task):
             total = total + cfg.silent_target * terms["silent_target"]
         loop.backward_step(total, "gen")
         logs = {"loss": total.item(), **{f"loss_{k}": v.item() for k, v in terms.items()}}
-        if cfg.loss.gan > 0:
+        if self.gan_active(loop):
             with loop.autocast():
                 logits = self.models["disc"](torch.cat([batch["frames"], out.detach()])).float()
             d_loss = gan_discriminator_loss(logits[:b], logits[b:])
