@@ -17,9 +17,10 @@ from talkface.train.generator import GeneratorTrainConfig, run_stage  # noqa: E4
 
 def main() -> None:
     params = load_params()
-    # the window shape is shared by every trainer: one `windows` section
-    cfg = dataclasses.replace(section(params, "generator", GeneratorTrainConfig),
-                              window=section(params, "windows", WindowConfig))
+    # shared by every trainer: the window shape (`windows`) and the face size (`crop.size`, what the crops are)
+    cfg = section(params, "generator", GeneratorTrainConfig)
+    cfg = dataclasses.replace(cfg, window=section(params, "windows", WindowConfig),
+                              model=dataclasses.replace(cfg.model, face_size=int(params["crop"]["size"])))
     with stage_run("train_generator", as_dict(cfg)) as run:
         metrics = run_stage("generator", cfg, run)
     if metrics:

@@ -75,14 +75,11 @@ def test_annotations_detector_returns_sidecar_boxes():
 
 
 def test_fan_not_available_without_network(tmp_path, monkeypatch):
-    old_hub = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))  # an empty cache
+    # TORCH_HOME, not torch.hub.set_dir: set_dir pins the hub folder for the rest of the process
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
     monkeypatch.setattr(socket.socket, "connect", lambda *a: pytest.fail("fan tried the network"))
-    try:
-        with pytest.raises(FaceDetectorUnavailable) as exc:
-            make_detector("fan", DetectorConfig())
-    finally:
-        torch.hub.set_dir(old_hub)
+    with pytest.raises(FaceDetectorUnavailable) as exc:
+        make_detector("fan", DetectorConfig())
     msg = str(exc.value)
     assert msg.startswith("fan not available: ") and "\n" not in msg
     assert "s3fd-619a316812.pth" in msg and "2DFAN4" in msg
