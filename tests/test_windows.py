@@ -70,3 +70,12 @@ def test_too_short_clip_is_an_error(tmp_path):
     _make_clip(tmp_path, "short", 8)
     with pytest.raises(ValueError, match="no clip long enough"):
         WindowDataset(tmp_path / "clips", tmp_path / "mels", ["short"], WindowConfig())
+
+
+def test_fingerprint_changes_with_the_data(store):
+    make = lambda: WindowDataset(store / "clips", store / "mels", ["a", "b"], WindowConfig(), seed=0)  # noqa: E731
+    before = make().fingerprint()
+    assert make().fingerprint() == before
+    mel = np.load(store / "mels" / "a.npy")
+    np.save(store / "mels" / "a.npy", mel + 1)  # a re-made mel: a checkpoint trained before must not be resumed
+    assert make().fingerprint() != before

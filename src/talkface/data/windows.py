@@ -12,6 +12,7 @@ frame: frame j gets the 16-step window that starts at frame j - k//2.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,16 @@ class WindowDataset(Dataset):
 
     def _mel_at(self, frame: int) -> int:
         return mel_start(frame, self.cfg.fps, self.cfg.mel_fps)
+
+    def fingerprint(self) -> str:
+        """Digest of the clips this dataset reads (ids, crop metadata, mel files), so that a training checkpoint made
+        on other data is never resumed."""
+        h = hashlib.sha1(json.dumps([self.seed, dataclasses.asdict(self.cfg)]).encode())
+        for clip_id in self.clip_ids:  # mels are small (~1 MB/min): hash their bytes; frames via the crop metadata
+            h.update(clip_id.encode())
+            h.update((self.clips_dir / clip_id / "meta.json").read_bytes())
+            h.update((self.mels_dir / f"{clip_id}.npy").read_bytes())
+        return h.hexdigest()[:16]
 
     @property
     def n_windows(self) -> int:

@@ -21,9 +21,9 @@ A *task* owns the models, the optimizers and the maths of one step; the loop own
 Determinism and resume: the datasets are map-style with a virtual length, and item `i` is drawn from `(seed, i)`.
 The batch of step `s` on rank `r` is items `[(s*W + r)*B, (s*W + r + 1)*B)`, so a run resumed from the checkpoint of
 step `s` sees exactly the batches an uninterrupted run sees. The checkpoint holds models, optimizers, grad scalers,
-the torch RNG state and the metric history. It is reused only when the task's fingerprint (its result-changing
-params, not the step count) matches, so `dvc exp run -S lr=...` never resumes a different configuration, while
-raising `steps` continues the run.
+the torch RNG state and the metric history. It is reused only when the fingerprint matches: the task's
+result-changing params (not the step count) and the training data (`train_set.fingerprint()` when the dataset has
+one). So `dvc exp run -S lr=...` or new data never resumes a different run, while raising `steps` continues it.
 
 Under `torchrun` (WORLD_SIZE > 1) the loop joins the process group (NCCL on CUDA, gloo on CPU) and wraps every
 trainable model of the task in DistributedDataParallel; only rank 0 writes checkpoints and logs.
@@ -187,6 +187,7 @@ class Loop:
             _optimizer_to(opt, self.device)
         if self.amp_dtype == torch.float16:
             self.scalers = {name: torch.amp.GradScaler("cuda") for name in task.optimizers}
+        self._data_fingerprint = train_set.fingerprint() if hasattr(train_set, "fingerprint") else None
         history = self._resume(task)
         self._wrap_ddp(task)
 
@@ -253,7 +254,8 @@ class Loop:
     def _fingerprint(self, task: Task) -> str:
         keep = {k: v for k, v in dataclasses.asdict(self.cfg).items()
                 if k in ("batch_size", "seed", "amp", "grad_clip")}
-        blob = json.dumps({"loop": keep, "task": task.fingerprint(), "world": self.world}, sort_keys=True, default=str)
+        blob = json.dumps({"loop": keep, "task": task.fingerprint(), "world": self.world,
+                           "data": getattr(self, "_data_fingerprint", None)}, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
     def _resume(self, task: Task) -> list[dict[str, float]]:
