@@ -114,3 +114,16 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     w0, w1 = torch.load(tmp_path / "w0.pt"), torch.load(tmp_path / "w1.pt")
     assert torch.allclose(w0, w1)  # DDP keeps the replicas identical
     assert (tmp_path / "last.pt").exists()
+
+
+def test_cosine_schedule_values_and_resume(tmp_path):
+    cfg = _cfg(steps=10, lr_schedule="cosine", lr_final_ratio=0.1)
+    assert cfg.lr_factor(0) == 1.0 and abs(cfg.lr_factor(10) - 0.1) < 1e-12 and abs(cfg.lr_factor(5) - 0.55) < 1e-12
+    full, part = _Regression(), _Regression()
+    Loop(cfg, tmp_path / "a", progress=False).fit(full, _Points())
+    Loop(cfg, tmp_path / "b", progress=False).fit(part, _Points(), stop_after=4)
+    resumed = _Regression()
+    Loop(cfg, tmp_path / "b", progress=False).fit(resumed, _Points())
+    assert resumed.optimizers["net"].param_groups[0]["lr"] == full.optimizers["net"].param_groups[0]["lr"]
+    for a, b in zip(full.models["net"].parameters(), resumed.models["net"].parameters()):
+        assert torch.equal(a, b)

@@ -63,6 +63,19 @@ class LoopConfig:
     device: str = "auto"           # auto | cpu | cuda | cuda:N
     amp: bool = True               # autocast on CUDA (bf16 where supported, else fp16 + grad scaling)
     grad_clip: float = 0.0         # max grad norm, 0 = off
+    lr_schedule: str = "constant"  # constant | cosine (decays every optimizer's lr to lr_final_ratio * lr at `steps`)
+    lr_final_ratio: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of the initial learning rate at `step` (a pure function of the step: resume-safe)."""
+        if self.lr_schedule == "constant":
+            return 1.0
+        progress = min(1.0, step / max(1, self.steps))
+        return self.lr_final_ratio + (1 - self.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class Task:
@@ -204,6 +217,7 @@ class Loop:
                 for model in task.models.values():
                     if any(p.requires_grad for p in model.parameters()):
                         model.train()
+                self._set_lr(task)
                 logs = task.train_step(to_device(batch, self.device), self)
                 self.step += 1
                 samples += self.cfg.batch_size * self.world
@@ -253,7 +267,9 @@ class Loop:
 
     def _fingerprint(self, task: Task) -> str:
         keep = {k: v for k, v in dataclasses.asdict(self.cfg).items()
-                if k in ("batch_size", "seed", "amp", "grad_clip")}
+                if k in ("batch_size", "seed", "amp", "grad_clip", "lr_schedule", "lr_final_ratio")}
+        if self.cfg.lr_schedule != "constant":
+            keep["steps"] = self.cfg.steps  # the schedule depends on the planned length
         blob = json.dumps({"loop": keep, "task": task.fingerprint(), "world": self.world,
                            "data": getattr(self, "_data_fingerprint", None)}, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
@@ -310,6 +326,13 @@ class Loop:
     def _unwrap_ddp(self, task: Task) -> None:
         for name in list(task.models):
             task.models[name] = self.unwrap(name)
+
+    def _set_lr(self, task: Task) -> None:
+        factor = self.cfg.lr_factor(self.step)
+        for opt in task.optimizers.values():
+            for group in opt.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * factor
 
     def _clip(self, opt: torch.optim.Optimizer) -> None:
         params = [p for group in opt.param_groups for p in group["params"] if p.grad is not None]
