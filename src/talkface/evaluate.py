@@ -594,7 +594,7 @@ def _write_outputs(root: Path, result: dict, per_clip: dict, frame_rows: list, c
             w.writerows([scorer, group, vshift - j, f"{d:.6g}"] for j, d in enumerate(mean))
     png = root / SAMPLES_PNG
     if samples:
-        cv2.imwrite(str(png), cv2.cvtColor(sample_grid(samples), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(png), cv2.cvtColor(sample_grid(samples), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     elif png.exists():
         png.unlink()
 
