@@ -1,7 +1,7 @@
 """Training of the generators G_S (silent lips) and G_L (lip sync): P1 and P2 losses, evaluation, export.
 
     cfg = section(params, "generator", GeneratorTrainConfig)
-    summary = run_stage("generator", cfg, run)        # what stages/train_silent.py and train_generator.py call
+    summary = run_stage("generator", cfg, run)        # what stages/train_generator.py (silent and generator) calls
 
 One task, `GeneratorTask`, trains both (METHOD.md §4-5). A step:
 1. identity reference: the window's `identity` frames, or, with `use_silent_reference`, those frames rewritten by a
