@@ -53,3 +53,18 @@ def resolve_weights(thing: str, path: str | Path | None, hub_filename: str | Non
             thing, f"{hub_filename} is not in the torch hub cache {hub_dir()} (set TORCH_HOME or give a path)"
         )
     return found
+
+
+def load_state_strict(model: torch.nn.Module, state: dict, thing: str, source: str, layout: str) -> None:
+    """Load `state` into `model` with strict key matching, except BatchNorm `num_batches_tracked` counters (official
+    files often lack them and they do not affect inference). A mismatch raises WeightsNotAvailable naming a few keys."""
+    expected = set(model.state_dict())
+    missing = sorted(k for k in expected - set(state) if not k.endswith("num_batches_tracked"))
+    unexpected = sorted(set(state) - expected)
+    if missing or unexpected:
+        raise not_available(thing, f"{source} does not match {layout} (missing {len(missing)}: {missing[:3]}, "
+                                   f"unexpected {len(unexpected)}: {unexpected[:3]})")
+    try:
+        model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # a tensor of the wrong shape
+        raise not_available(thing, f"{source}: {e}") from e

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..weights import WeightsNotAvailable, not_available, resolve_weights
+from ..weights import load_state_strict, not_available, resolve_weights
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 NUM_CLASSES = 1008  # the TF graph's classifier; only kept so that the official state dict loads strictly
@@ -197,15 +197,4 @@ def load_fid_inception(path: str | Path | None = None, device: str | torch.devic
 
 def load_inception_state(model: FIDInceptionV3, state: dict, source: str = "state dict") -> None:
     """Strict load; BatchNorm `num_batches_tracked` may be absent (it does not affect inference)."""
-    expected = set(model.state_dict())
-    missing = sorted(k for k in expected - set(state) if not k.endswith("num_batches_tracked"))
-    unexpected = sorted(set(state) - expected)
-    if missing or unexpected:
-        raise WeightsNotAvailable(
-            f"FID InceptionV3 weights not available: {source} does not match the FID Inception "
-            f"(missing {len(missing)}: {missing[:3]}, unexpected {len(unexpected)}: {unexpected[:3]})"
-        )
-    try:
-        model.load_state_dict(state, strict=False)
-    except RuntimeError as e:  # a tensor of the wrong shape
-        raise WeightsNotAvailable(f"FID InceptionV3 weights not available: {source}: {e}") from e
+    load_state_strict(model, state, "FID InceptionV3 weights", source, "the FID Inception")

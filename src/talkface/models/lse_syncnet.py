@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..weights import WeightsNotAvailable, not_available, resolve_weights
+from ..weights import load_state_strict, not_available, resolve_weights
 
 SYNCNET_V2_FILE = "syncnet_v2.model"
 EMBED_DIM = 1024
@@ -87,17 +87,6 @@ def load_syncnet_v2(path: str | Path | None = None, device: str | torch.device =
     if not isinstance(state, dict):
         raise not_available("syncnet_v2 weights", f"{file} is not a state dict")
     model = SyncNetV2()
-    expected = set(model.state_dict())
     # syncnet_python copies every tensor of the file into the model; a file without the BN batch counters is fine.
-    missing = sorted(k for k in expected - set(state) if not k.endswith("num_batches_tracked"))
-    unexpected = sorted(set(state) - expected)
-    if missing or unexpected:
-        raise WeightsNotAvailable(
-            f"syncnet_v2 weights not available: {file} does not match SyncNetModel "
-            f"(missing {len(missing)}: {missing[:3]}, unexpected {len(unexpected)}: {unexpected[:3]})"
-        )
-    try:
-        model.load_state_dict(state, strict=False)
-    except RuntimeError as e:
-        raise not_available("syncnet_v2 weights", f"{file}: {e}") from e
+    load_state_strict(model, state, "syncnet_v2 weights", str(file), "SyncNetModel")
     return model.eval().to(device)
