@@ -22,6 +22,16 @@ from .ffmpeg_bin import ffmpeg_exe
 from .probe import NO_AUDIO, NO_VIDEO, UNREADABLE, ZERO_LENGTH, MediaError, MediaInfo, probe
 
 
+def _input(path: str | Path, start: float | None, duration: float | None):
+    """ffmpeg input node of `path`, optionally only the span [start, start + duration) seconds."""
+    kwargs = {}
+    if start:
+        kwargs["ss"] = start
+    if duration is not None:
+        kwargs["t"] = duration
+    return ffmpeg.input(str(path), **kwargs)
+
+
 def iter_frames(path: str | Path, fps: float = 25.0, chunk_frames: int = 64, info: MediaInfo | None = None,
                 start: float | None = None, duration: float | None = None) -> Iterator[np.ndarray]:
     """Yield uint8 [n, H, W, 3] RGB chunks (n <= chunk_frames) of the video resampled to `fps`.
@@ -35,13 +45,8 @@ def iter_frames(path: str | Path, fps: float = 25.0, chunk_frames: int = 64, inf
         raise MediaError(NO_VIDEO, path)
     if info.width <= 0 or info.height <= 0:
         raise MediaError(UNREADABLE, path, "video size unknown")
-    in_kwargs = {}
-    if start:
-        in_kwargs["ss"] = start
-    if duration is not None:
-        in_kwargs["t"] = duration
     stream = (
-        ffmpeg.input(str(path), **in_kwargs)
+        _input(path, start, duration)
         .video.filter("fps", fps=fps)
         .output("pipe:", format="rawvideo", pix_fmt="rgb24")
         .global_args("-hide_banner", "-loglevel", "error", "-nostdin")
@@ -86,13 +91,8 @@ def read_audio(path: str | Path, sample_rate: int = 16000, info: MediaInfo | Non
     info = info or probe(path)
     if not info.has_audio:
         raise MediaError(NO_AUDIO, path)
-    in_kwargs = {}
-    if start:
-        in_kwargs["ss"] = start
-    if duration is not None:
-        in_kwargs["t"] = duration
     stream = (
-        ffmpeg.input(str(path), **in_kwargs)
+        _input(path, start, duration)
         .audio.output("pipe:", format="f32le", acodec="pcm_f32le", ac=1, ar=sample_rate)
         .global_args("-hide_banner", "-loglevel", "error", "-nostdin")
     )
