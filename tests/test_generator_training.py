@@ -145,6 +145,18 @@ def test_gan_term_and_discriminator_start_at_gan_start_step(tmp_path):
     assert {"loss_gan", "loss_disc"} <= set(logs) and not torch.equal(d0, _flat(task.models["disc"]))
 
 
+def test_sync_term_starts_at_sync_start_step(tmp_path):
+    cfg = _cfg(gan=0.0, pixel=10.0, perceptual=0.0, sync=2.0, sync_kind="plain", triplet=0.0)
+    cfg.sync_start_step = 3
+    task = _task(cfg)
+    loop = Loop(cfg.loop, tmp_path, progress=False)
+    loop.task = task
+    loop.step = 2
+    assert set(task.train_step(_batch(), loop)) == {"loss", "loss_pixel"}
+    loop.step = 3
+    assert set(task.train_step(_batch(), loop)) == {"loss", "loss_pixel", "loss_sync"}
+
+
 def test_silent_target_term_uses_silent_audio_and_closed_lips(tmp_path):
     cfg = _cfg(gan=0.0, pixel=0.0, perceptual=0.0, sync=0.0, sync_kind="none", triplet=0.0)
     cfg.silent_target = 3.0

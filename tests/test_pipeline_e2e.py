@@ -29,6 +29,10 @@ TINY = {
     "crop.size": 48,
     "crop.workers": 1,
     "crop.split_fractions": [0.5, 0.25, 0.25],
+    # the delayed GAN and sync terms must run within the 4 tiny steps
+    "silent.gan_start_step": 2,
+    "generator.gan_start_step": 2,
+    "generator.sync_start_step": 2,
 }
 # Per training stage: a few steps, small batches.
 TINY_LOOP = {"steps": 4, "batch_size": 4, "eval_every": 4, "eval_batches": 1, "log_every": 2, "checkpoint_every": 2}

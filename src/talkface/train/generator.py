@@ -71,6 +71,7 @@ class GeneratorTrainConfig:
     lr: float = 1e-4  # Adam, generator (P1/P2)
     disc_lr: float = 1e-4
     gan_start_step: int = 0  # [ours] adversarial term and D updates start here (short CPU runs learn pixels first)
+    sync_start_step: int = 0  # [ours] sync term starts here: L_ss gradients swamp an untrained G (Wav2Lip delays too)
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Wav2Lip's Adam betas [ours]
     audio_encoder: str = "syncnet"  # syncnet | avsyncnet: that expert's audio encoder, frozen; joint: trained (setup A)
     joint_audio_width: int = 32  # AudioEncoder width when audio_encoder = joint
@@ -349,6 +350,9 @@ class GeneratorTask(Task):
     def gan_active(self, loop: Loop) -> bool:
         return self.cfg.loss.gan > 0 and loop.step >= self.cfg.gan_start_step
 
+    def sync_active(self, loop: Loop) -> bool:
+        return self.cfg.loss.sync > 0 and self.cfg.loss.sync_kind != "none" and loop.step >= self.cfg.sync_start_step
+
     def loss_terms(self, out: torch.Tensor, batch: dict[str, Any], ref: torch.Tensor, loop: Loop) -> dict[str, torch.Tensor]:
         """Unweighted generator loss terms with a nonzero weight (float32 scalars)."""
         lc, gt, terms = self.cfg.loss, batch["frames"], {}
@@ -361,7 +365,7 @@ class GeneratorTask(Task):
             with loop.autocast():
                 fake = self.models["disc"](out)
             terms["gan"] = gan_generator_loss(fake.float())
-        if lc.sync > 0 and lc.sync_kind != "none":
+        if self.sync_active(loop):
             terms["sync"] = self._sync_term(out, batch, ref, loop)
         if lc.triplet > 0:
             distance = self.perceptual.distance if (lc.triplet_distance == "perceptual" and self.perceptual) \
