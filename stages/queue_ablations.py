@@ -47,6 +47,8 @@ PRESETS: dict[str, dict[str, str]] = {
           "generator.loss.sync_kind": "stabilized"},
     # H without any sync loss: the reference point of "sync is better with a sync loss"
     "nosync": {"generator.loss.sync_kind": "none"},
+    # H trained on raw identity references: the "without G_S" side of the lip-leak comparison
+    "nosilent": {"generator.use_silent_reference": "false"},
     # P2: L = L_GAN + 10 L_pixel + 1 L_per + 0.5 L_sync, no G_S, no triplet; the sync term varies
     "p2_syncnet": {**P1_BASE, "generator.audio_encoder": "syncnet", "generator.expert": "syncnet",
                    "generator.loss.sync_kind": "plain", "generator.loss.sync": "0.5"},
