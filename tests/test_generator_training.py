@@ -69,6 +69,13 @@ def _task(cfg, silent=None):
                          silent=silent)
 
 
+def _loop(task, tmp_path):
+    """A CPU loop bound to `task`, for calling task.train_step directly."""
+    loop = Loop(task.cfg.loop, tmp_path, progress=False)
+    loop.task = task
+    return loop
+
+
 def _batch(n=2):
     from torch.utils.data import default_collate
 
@@ -110,8 +117,7 @@ def test_step_trains_generator_but_not_frozen_expert_or_silent_generator(tmp_pat
 def test_loss_terms_carry_their_weights(tmp_path):
     cfg = _cfg(gan=0.0, pixel=10.0, perceptual=0.0, sync=0.0, sync_kind="none", triplet=0.0)
     task = _task(cfg)
-    loop = Loop(cfg.loop, tmp_path, progress=False)
-    loop.task = task
+    loop = _loop(task, tmp_path)
     batch = _batch()
     gen = task.models["gen"].train()
     with torch.no_grad():
@@ -135,8 +141,7 @@ def test_gan_term_and_discriminator_start_at_gan_start_step(tmp_path):
     cfg = _cfg(pixel=10.0, perceptual=0.0, sync=0.0, sync_kind="none", triplet=0.0)
     cfg.gan_start_step = 1
     task = _task(cfg)
-    loop = Loop(cfg.loop, tmp_path, progress=False)
-    loop.task = task
+    loop = _loop(task, tmp_path)
     d0 = _flat(task.models["disc"])
     logs = task.train_step(_batch(), loop)  # step 0: pixels only, D untouched
     assert set(logs) == {"loss", "loss_pixel"} and torch.equal(d0, _flat(task.models["disc"]))
@@ -149,8 +154,7 @@ def test_sync_term_starts_at_sync_start_step(tmp_path):
     cfg = _cfg(gan=0.0, pixel=10.0, perceptual=0.0, sync=2.0, sync_kind="plain", triplet=0.0)
     cfg.sync_start_step = 3
     task = _task(cfg)
-    loop = Loop(cfg.loop, tmp_path, progress=False)
-    loop.task = task
+    loop = _loop(task, tmp_path)
     loop.step = 2
     assert set(task.train_step(_batch(), loop)) == {"loss", "loss_pixel"}
     loop.step = 3
@@ -161,8 +165,7 @@ def test_silent_target_term_uses_silent_audio_and_closed_lips(tmp_path):
     cfg = _cfg(gan=0.0, pixel=0.0, perceptual=0.0, sync=0.0, sync_kind="none", triplet=0.0)
     cfg.silent_target = 3.0
     task = _task(cfg)
-    loop = Loop(cfg.loop, tmp_path, progress=False)
-    loop.task = task
+    loop = _loop(task, tmp_path)
     batch = _batch()
     gen = task.models["gen"].train()
     b = batch["pose"].shape[0]
