@@ -149,7 +149,7 @@ def test_evaluate_from_checkpoints(store):
 class _MeanLandmarker:
     """Test double for FAN: every landmark at base + mean intensity of the frame (a known answer for LMD)."""
 
-    def __call__(self, frames):
+    def __call__(self, frames, reference=None):
         m = np.asarray(frames, np.float64).mean(axis=(1, 2, 3))
         return (m[:, None, None] + np.zeros((1, 68, 2))).astype(np.float32)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -41,8 +43,10 @@ def probe_backend(request, monkeypatch):
     """Run probe tests through ffmpeg's stderr always, and through ffprobe too when one is on PATH."""
     if request.param == "ffmpeg-stderr":
         monkeypatch.setattr(probe_mod, "ffprobe_exe", lambda: None)
-    elif probe_mod.ffprobe_exe() is None:
+    elif shutil.which("ffprobe") is None:
         pytest.skip("no ffprobe on PATH")
+    else:  # what TALKFACE_FFPROBE=ffprobe selects
+        monkeypatch.setattr(probe_mod, "ffprobe_exe", lambda: shutil.which("ffprobe"))
     return request.param
 
 
@@ -135,3 +139,97 @@ def test_parse_ffmpeg_stderr():
     assert info.has_audio and info.sample_rate == 48000 and info.channels == 6
     with pytest.raises(MediaError):
         parse_ffmpeg_info("x.mp4: Invalid data found when processing input\n", "x.mp4")
+
+
+# ------------------------------------------------------------------------------ exact 25 fps, whichever ffmpeg
+
+def test_constant_rate_known_answer_30_to_25():
+    from fractions import Fraction
+
+    from talkface.media.decode import ConstantRate
+
+    clock, out = ConstantRate(25), []
+    for i in range(90):  # 3.0 s at 30 fps; the frame value is its source index
+        out += clock.push(np.array(i), Fraction(i, 30))
+    out += clock.finish()
+    # output j shows the last source frame at or before j / 25 s: floor(j * 30 / 25)
+    assert [int(f) for f in out] == [j * 30 // 25 for j in range(75)]
+
+
+def test_constant_rate_variable_rate_late_start_and_damaged_times():
+    from fractions import Fraction
+
+    from talkface.media.decode import ConstantRate
+
+    clock, out = ConstantRate(25), []
+    # first frame at 0.1 s (held before it), a 0.2 s freeze, a repeated time (dropped), a frame without a time
+    times = [Fraction(1, 10), Fraction(14, 100), Fraction(34, 100), Fraction(34, 100), None]
+    for i, t in enumerate(times):
+        out += clock.push(np.array(i), t)
+    out += clock.finish()
+    # clock 0 .04 .08 | .12 | .16 .20 .24 .28 .32 | .36 .40 .44 .48 .52 | ... source 4 at .34 + median .2 = .54
+    # ends at 0.54 + the median interval 0.2 = 0.74 s: clock ticks whose middle (t + 0.02) is inside, 0 .. 0.72
+    assert [int(f) for f in out] == [0] * 4 + [1] * 5 + [2] * 5 + [4] * 5
+
+
+def _system_ffmpeg() -> str | None:
+    import imageio_ffmpeg
+
+    found = shutil.which("ffmpeg")
+    pinned = imageio_ffmpeg.get_ffmpeg_exe()
+    return found if found and os.path.realpath(found) != os.path.realpath(pinned) else None
+
+
+@pytest.mark.parametrize("rate", ["25", "30000/1001", "30", "60"])
+def test_three_seconds_give_75_frames_at_any_source_rate(tmp_path, rate):
+    v = tmp_path / "a.mp4"
+    ffmpeg("-f", "lavfi", "-i", f"testsrc=size=64x48:rate={rate}", "-f", "lavfi", "-i", "sine=sample_rate=16000",
+           "-t", "3.0", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", str(v))
+    # 29.97 fps: 90 frames last 3.003 s, 75.08 ticks of 25 fps: 75 frames (a tick belongs where its middle lies)
+    assert len(read_frames(v, fps=25)) == 75
+
+
+def test_variable_frame_rate_input(tmp_path):
+    v = tmp_path / "vfr.mkv"  # 2 s at 10 fps then 1 s at 50 fps, timestamps kept as they are
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=50:duration=3", "-vf",
+           "select='lt(t,2)*not(mod(n,5))+gte(t,2)'", "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast",
+           "-pix_fmt", "yuv420p", str(v))
+    frames = read_frames(v, fps=25)
+    assert len(frames) == 75
+    # during the 10 fps part every source frame is shown for 2 or 3 output frames (0.1 s = 2.5 clock ticks)
+    changes = np.nonzero(np.abs(np.diff(frames[:50].astype(int), axis=0)).sum(axis=(1, 2, 3)))[0]
+    assert set(np.diff(changes)) <= {2, 3}
+
+
+@pytest.mark.skipif(_system_ffmpeg() is None, reason="no second ffmpeg on PATH to compare with")
+def test_pinned_and_system_ffmpeg_decode_the_same_frames(tmp_path, monkeypatch):
+    from talkface.media import ffmpeg_bin
+
+    v = tmp_path / "b.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=30", "-f", "lavfi", "-i", "sine=sample_rate=44100",
+           "-t", "3.0", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", str(v))
+    pinned, pinned_audio = read_frames(v, fps=25), read_audio(v, 16000)
+    monkeypatch.setenv(ffmpeg_bin.FFMPEG_ENV, _system_ffmpeg())
+    ffmpeg_bin.ffmpeg_exe.cache_clear()
+    try:
+        assert ffmpeg_exe() == _system_ffmpeg()
+        system, system_audio = read_frames(v, fps=25), read_audio(v, 16000)
+    finally:
+        monkeypatch.delenv(ffmpeg_bin.FFMPEG_ENV)
+        ffmpeg_bin.ffmpeg_exe.cache_clear()
+    assert len(pinned) == len(system) == 75
+    assert np.abs(pinned.astype(int) - system.astype(int)).mean() < 2.0  # decoders may differ in the last bit
+    assert abs(len(pinned_audio) - len(system_audio)) <= 160  # within 10 ms
+
+
+def test_ffmpeg_override_must_exist(monkeypatch):
+    from talkface.media import ffmpeg_bin
+
+    monkeypatch.setenv(ffmpeg_bin.FFMPEG_ENV, "/nonexistent/ffmpeg")
+    ffmpeg_bin.ffmpeg_exe.cache_clear()
+    try:
+        with pytest.raises(ffmpeg_bin.FFmpegNotFound, match="TALKFACE_FFMPEG"):
+            ffmpeg_bin.ffmpeg_exe()
+    finally:
+        monkeypatch.delenv(ffmpeg_bin.FFMPEG_ENV)
+        ffmpeg_bin.ffmpeg_exe.cache_clear()

@@ -168,7 +168,7 @@ def test_discriminator_per_frame_logits(size):
 def test_vgg_missing_weights_message(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     assert hub_checkpoint(VGG19_FILENAME) is None
-    with pytest.raises(WeightsNotAvailable, match=r"^vgg19 not available: vgg19-dcbfe7e3.pth is not in the torch hub"):
+    with pytest.raises(WeightsNotAvailable, match=r"^vgg19 not available: vgg19-dcbb9e9d.pth is not in the torch hub"):
         VGG19Features.from_pretrained()
     with pytest.raises(WeightsNotAvailable, match=r"^vgg19 not available: no file at .*nowhere.pth"):
         VGG19Features.from_pretrained(tmp_path / "nowhere.pth")
@@ -194,7 +194,7 @@ def _torchvision_vgg19_state_dict() -> tuple[dict[str, torch.Tensor], torch.nn.M
 def test_vgg_loads_torchvision_layout_from_hub_cache(tmp_path, monkeypatch):
     state, tv_features = _torchvision_vgg19_state_dict()
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    ckpt = tmp_path / "hub" / "checkpoints" / VGG19_FILENAME
+    ckpt = tmp_path / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"  # torchvision's own filename, written literally
     ckpt.parent.mkdir(parents=True)
     torch.save(state, ckpt)
     assert hub_checkpoint(VGG19_FILENAME) == ckpt

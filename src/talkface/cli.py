@@ -2,6 +2,7 @@
 
     talkface prepare --source folder --input videos/ --out prepared/ --detector haar
         -> prepared/raw/index.csv, prepared/clips/<id>/..., prepared/clips/manifest.csv, prepared/splits/*.txt
+    talkface weights list | download NAME... | verify      [--dir DIR, default: the torch hub checkpoint folder]
 
 Errors a user can fix (bad paths, a detector whose weights are missing) end with one line on stderr and exit status 1.
 """
@@ -37,6 +38,14 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         if not args.input:
             raise CLIError("--input LRS2_ROOT is required with --source lrs2")
         fetch_cfg.lrs2.root = str(args.input)
+    elif args.source == "grid":
+        if not args.input:
+            raise CLIError("--input GRID_ROOT is required with --source grid (the folder holding s1/, s2/, ...)")
+        fetch_cfg.grid.root = str(args.input)
+        if args.speakers:
+            fetch_cfg.grid.speakers = list(args.speakers)
+        if args.download:
+            fetch_cfg.grid.download = True
     elif args.source == "hdtf":
         if not args.input:
             raise CLIError("--input HDTF_LISTS_DIR is required with --source hdtf")
@@ -101,16 +110,69 @@ def cmd_dub(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_weights(args: argparse.Namespace) -> int:
+    """list / download / verify the pretrained files of `talkface.weights_registry` in --dir (default: hub cache)."""
+    from .download import DownloadError
+    from .weights import hub_dir
+    from .weights_registry import REGISTRY, check, fetch, read_record, select
+
+    directory = Path(args.dir) if args.dir else hub_dir()
+    if args.action == "list":
+        record = read_record(directory)
+        print(f"[weights] folder: {directory}")
+        for e in REGISTRY:
+            present = (directory / e.filename).is_file()
+            print(f"{e.name}  {e.filename}  {'present' if present else 'missing'}")
+            print(f"    for:    {e.used_for}")
+            print(f"    url:    {e.url}" + (f"  [unverified: {e.url_note}]" if e.url_note else ""))
+            recorded = record.get(e.filename, {})
+            if e.sha256 or e.size:
+                known = "  ".join(x for x in (f"{e.size} bytes" if e.size else "",
+                                              f"SHA-256 {e.sha256}" if e.sha256 else "") if x)
+                print(f"    known:  {known}" + (f" ({e.checksum_note})" if e.checksum_note else ""))
+            elif e.sha256_prefix:
+                print(f"    known:  SHA-256 starts with {e.sha256_prefix}")
+            if recorded:
+                print(f"    recorded: {recorded.get('size')} bytes  SHA-256 {recorded.get('sha256')}  "
+                      f"({recorded.get('downloaded', '')})")
+        return 0
+    if args.action == "download":
+        entries = select(args.names)
+        for i, e in enumerate(entries, 1):
+            try:
+                path, done = fetch(e, directory, force=args.force, progress=not args.quiet, timeout=args.timeout)
+            except DownloadError as exc:
+                kept = f" ({i - 1} of {len(entries)} done before it)" if len(entries) > 1 else ""
+                raise CLIError(f"{e.name}: {exc}{kept}") from None
+            print(f"[weights] {e.name}: {path} {done}")
+        return 0
+    bad = 0
+    record = read_record(directory)
+    print(f"[weights] folder: {directory}")
+    for e in REGISTRY:
+        result = check(e, directory, record)
+        bad += result.state == "mismatch"
+        print(f"{e.name}  {result.state.upper() if result.state == 'mismatch' else result.state}  {result.detail}")
+    if bad:
+        print(f"talkface weights: error: {bad} file(s) do not match; run `talkface weights download NAME` "
+              "to replace them", file=sys.stderr)
+    return 1 if bad else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="talkface", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="fetch videos and write 25 fps face crops, audio, manifest and splits")
-    p.add_argument("--source", default="folder", choices=["folder", "lrs2", "hdtf", "synthetic"])
-    p.add_argument("--input", type=Path, help="folder of videos / LRS2 root / HDTF lists folder")
+    p.add_argument("--source", default="folder", choices=["folder", "lrs2", "grid", "hdtf", "synthetic"])
+    p.add_argument("--input", type=Path, help="folder of videos / LRS2 root / GRID root / HDTF lists folder")
+    p.add_argument("--speakers", nargs="+", help="GRID speakers (default: fetch.grid.speakers, s1)")
+    p.add_argument("--download", action="store_true",
+                   help="GRID: download speakers missing under --input from the corpus's official URLs")
     p.add_argument("--out", type=Path, required=True, help="output folder (raw/, clips/, splits/ inside)")
     p.add_argument("--params", type=Path, help="params.yaml whose fetch/crop sections are the defaults")
-    p.add_argument("--detector", choices=["fan", "haar", "annotations"])
+    p.add_argument("--detector", choices=["auto", "fan", "dlib", "haar", "annotations"],
+                   help="auto = fan when its weights are cached, else dlib, else haar")
     p.add_argument("--size", type=int, help="crop side in pixels (default 96)")
     p.add_argument("--pads", type=float, nargs=4, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
                    help="box margins as fractions of the face box")
@@ -150,6 +212,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", type=Path, help="params.yaml whose dub section gives the defaults")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_dub)
+
+    p = sub.add_parser("weights", help="list, download or verify the pretrained files talkface can use",
+                       description="Pretrained files (face-alignment, VGG-19, FID InceptionV3, syncnet_v2, "
+                                   "AV-HuBERT): nothing downloads them at run time; this command does, resumably, "
+                                   "into the torch hub cache where the loaders look.")
+    actions = p.add_subparsers(dest="action", required=True)
+    for action, help_text in (("list", "every file with its URL, known size/SHA-256, and whether it is present"),
+                              ("download", "download NAME... (or all), check and record their checksums"),
+                              ("verify", "check the present files against known or recorded checksums")):
+        a = actions.add_parser(action, help=help_text)
+        a.add_argument("--dir", type=Path, help="folder of the files (default: the torch hub checkpoint folder)")
+        if action == "download":
+            a.add_argument("names", nargs="+", metavar="NAME", help="names from `talkface weights list`, or all")
+            a.add_argument("--force", action="store_true", help="download even when a good copy is present")
+            a.add_argument("--timeout", type=float, default=30.0, help="seconds per network operation")
+            a.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_weights)
     return parser
 
 

@@ -24,11 +24,11 @@ Metrics and where they are averaged (the number of clips each mean covers is rec
   per clip, overall = mean over clips;
 - FID: one value over all frames of the set (real = every ground-truth frame, pytorch-fid protocol); needs the
   InceptionV3 weights;
-- LMD: mouth landmarks 48-67 of the generated frames and of the ground truth from the same detector [ours: FAN run on
-  the crops, `lmd_reference: detector`, the paper's "extract landmarks from generated and ground truth images"; or the
-  clip store's landmarks as ground truth, `lmd_reference: store`], distances measured at `lmd_eval_size` px. There is
-  no honest offline landmark detector for generated frames without FAN weights (OpenCV's Haar cascade gives boxes
-  only; dlib / LBF facemark models need downloads), so LMD is then "not available";
+- LMD: mouth landmarks 48-67 of the generated frames and of the ground truth from the same detector [ours: FAN, or
+  dlib's 68-point predictor offline (`landmarker`, faces.crop_landmarks), run on the crops, `lmd_reference: detector`,
+  the paper's "extract landmarks from generated and ground truth images"; or the clip store's landmarks as ground
+  truth, `lmd_reference: store`], distances measured at `lmd_eval_size` px. dlib's model was trained on real faces:
+  on the synthetic cartoons its points are not trusted, so the default pipeline keeps `landmarker: fan`;
 - LSE-C/LSE-D: syncnet_v2 (official weights) under the keys "LSE-C"/"LSE-D"; the same algorithm with the project's
   own SyncNet under separate keys "LSE-C (talkface-syncnet)"/"LSE-D (talkface-syncnet)", never mixed;
 - AVSu/AVSm/AVSv: AV-HuBERT features of mouth ROIs cut with the clip's landmarks (ground truth and generated frames
@@ -94,7 +94,7 @@ class EvaluateConfig:
     ifc_norm: str = "rms"                  # rms | l2 | mean_abs (metrics.temporal)
     lmd_reference: str = "detector"        # detector: FAN on GT crops too | store: data/clips/<id>/landmarks.npy
     lmd_eval_size: int = 96                # LMD is reported in pixels of a crop of this side
-    fan: bool = True                       # use FAN (face-alignment) landmarks when its weights are cached
+    landmarker: str = "auto"               # auto (fan when cached, else dlib) | fan | dlib | none: landmarks on crops
     fid_weights: str = ""                  # pt_inception-2015-12-05-6726825d.pth; "" = torch hub cache
     fid_batch_size: int = 50
     syncnet_v2: str = ""                   # official syncnet_v2.model; "" = torch hub cache
@@ -232,25 +232,9 @@ class Scorers:
     lse_official: Any = NotAvailable("LSE (syncnet_v2) not available: not set up")
     lse_expert: Any = NotAvailable("LSE (talkface-syncnet) not available: not set up")
     avhubert: Any = NotAvailable("AV-HuBERT not available: not set up")
-    landmarker: Callable[[np.ndarray], np.ndarray] | NotAvailable = NotAvailable("LMD not available: not set up")
-
-
-class CropLandmarker:
-    """68 FAN landmarks on face crops: the whole crop is given to FAN as the face box (no S3FD pass on 96 px crops).
-    frames uint8 [T,S,S,3] -> float32 [T,68,2] crop pixels, NaN where FAN returns nothing."""
-
-    def __init__(self, fan_model):
-        self.model = fan_model
-
-    def __call__(self, frames: np.ndarray) -> np.ndarray:
-        out = np.full((len(frames), 68, 2), np.nan, np.float32)
-        for t, frame in enumerate(frames):
-            h, w = frame.shape[:2]
-            lms = self.model.get_landmarks_from_image(np.ascontiguousarray(frame),
-                                                      detected_faces=[np.array([0, 0, w, h, 1.0], np.float32)])
-            if lms:
-                out[t] = np.asarray(lms[0], np.float32)[:, :2].reshape(68, 2)
-        return out
+    # (frames [T,S,S,3], reference landmarks [T,68,2]) -> landmarks [T,68,2] (faces.crop_landmarks)
+    landmarker: Callable[[np.ndarray, np.ndarray], np.ndarray] | NotAvailable = NotAvailable(
+        "LMD not available: not set up")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -286,16 +270,13 @@ def build_scorers(cfg: EvaluateConfig, root: Path, device: torch.device) -> Scor
     from .metrics.avs import load_avhubert
 
     s.avhubert = load_avhubert(cfg.avhubert or None, device)
-    if not cfg.fan:
-        s.landmarker = NotAvailable("LMD not available: evaluate.fan is false (no landmark detector for generated "
-                                    "frames)")
-    else:
-        from .faces.detect import FaceDetectorUnavailable, FanConfig, FanDetector
+    from .faces.crop_landmarks import make_crop_landmarker
+    from .faces.detect import FaceDetectorUnavailable
 
-        try:
-            s.landmarker = CropLandmarker(FanDetector(FanConfig(device=str(device))).model)
-        except FaceDetectorUnavailable as e:
-            s.landmarker = NotAvailable(f"LMD not available: no landmark detector for generated frames ({e})")
+    try:
+        s.landmarker = make_crop_landmarker(cfg.landmarker, str(device))
+    except FaceDetectorUnavailable as e:
+        s.landmarker = NotAvailable(f"LMD not available: no landmark detector for generated frames ({e})")
     return s
 
 
@@ -475,9 +456,9 @@ def evaluate(cfg: EvaluateConfig, root: str | Path = ".", gens: Generators | Non
             gt_lms = store_lms if cfg.lmd_reference == "store" else scorers.landmarker
             lms = {"ceiling": gt_lms, "model": scorers.landmarker, "floor": scorers.landmarker}
         else:
-            gt_lms = store_lms if cfg.lmd_reference == "store" else scorers.landmarker(gt)
-            lms = {"ceiling": gt_lms, "model": scorers.landmarker(videos["model"]),
-                   "floor": scorers.landmarker(videos["floor"])}
+            gt_lms = store_lms if cfg.lmd_reference == "store" else scorers.landmarker(gt, store_lms)
+            lms = {"ceiling": gt_lms, "model": scorers.landmarker(videos["model"], store_lms),
+                   "floor": scorers.landmarker(videos["floor"], store_lms)}
         size = gt.shape[1]
 
         lips_gt = audio_feats = None

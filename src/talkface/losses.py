@@ -41,7 +41,7 @@ class LossConfig:
     triplet_region: str = "upper"  # face part compared by the triplet: full | upper | lower (pose leaks show above the mouth)
     perceptual_layers: list[str] = field(default_factory=lambda: list(DEFAULT_LAYERS))
     perceptual_weights: list[float] = field(default_factory=lambda: [1.0] * len(DEFAULT_LAYERS))
-    vgg_path: str = ""  # empty: vgg19-dcbfe7e3.pth from the torch hub cache
+    vgg_path: str = ""  # empty: vgg19-dcbb9e9d.pth from the torch hub cache
 
     def __post_init__(self) -> None:
         if self.sync_kind not in SYNC_KINDS:

@@ -27,4 +27,8 @@ def main_repo_root(start: str | Path | None = None) -> Path:
     marker = os.sep + _EXP_TMP + os.sep
     if marker in root + os.sep:
         return Path(root.split(marker)[0])
+    # a second pipeline in a subfolder (experiments/grid) has its own params.yaml; its runs belong to the repository
+    for candidate in (Path(root), *Path(root).parents):
+        if (candidate / ".git").exists():
+            return candidate
     return Path(root)

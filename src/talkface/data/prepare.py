@@ -30,10 +30,12 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..faces.crop import crop_frames
-from ..faces.detect import DETECTORS, DetectorConfig, FaceDetectorUnavailable, check_fan_available, make_detector
+from ..faces.detect import (DETECTORS, DetectorConfig, FaceDetectorUnavailable, check_dlib_available,
+                            check_fan_available, make_detector, resolve_detector)
 from ..faces.track import landmarks_to_crop, track_boxes
 from ..media.decode import iter_frames, read_audio
 from ..media.probe import NO_AUDIO, NO_VIDEO, NOT_FOUND, TRUNCATED, UNREADABLE, ZERO_LENGTH, MediaError, probe
+from .grid import frame_labels, read_align
 from .splits import official_split, speaker_disjoint_split, write_splits
 from .store import Clip, clean_temporaries, is_complete, read_index, read_meta, resolve, write_clip, write_manifest
 
@@ -48,7 +50,7 @@ BAD_SILENT = "silent frames mismatch"
 
 @dataclasses.dataclass
 class CropConfig:
-    detector: str = "fan"  # fan | haar | annotations (synthetic sidecars)
+    detector: str = "fan"  # auto | fan | dlib | haar | annotations (synthetic sidecars)
     size: int = 96  # crop side, pixels (P1/P2: 96)
     pads: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.1, 0.0, 0.0])  # top, bottom, left, right
     smooth_window: int = 5  # frames in the moving window over boxes (Wav2Lip: 5); 1 = off
@@ -89,7 +91,7 @@ _DETECTOR_CACHE: dict = {}
 
 def _detector(cfg: CropConfig, sidecar: Path | None):
     if cfg.detector == "annotations":
-        if sidecar is None or not sidecar.is_file():
+        if sidecar is None or not sidecar.is_file() or sidecar.suffix != ".json":
             raise ClipRejected(NO_SIDECAR)
         return make_detector("annotations", cfg.detect, sidecar=sidecar)
     key = (cfg.detector, repr(cfg.detect))
@@ -143,8 +145,10 @@ def build_clip(row: dict, raw_dir: Path, cfg: CropConfig, source: str = "") -> C
         raise MediaError(TRUNCATED, video, f"second decode gave {t} frames, first {T}")
     frames = np.concatenate(crops)
 
-    silent = None
-    if sidecar is not None and sidecar.is_file():
+    silent, labels = None, None
+    if sidecar is not None and sidecar.suffix == ".align":  # GRID word alignments -> per-frame labels
+        labels = frame_labels(read_align(sidecar), T, cfg.fps)
+    elif sidecar is not None and sidecar.is_file():
         silent_name = json.loads(sidecar.read_text()).get("silent")
         if silent_name:
             from .synthetic import load_silent
@@ -164,10 +168,11 @@ def build_clip(row: dict, raw_dir: Path, cfg: CropConfig, source: str = "") -> C
         "video": str(video), "source_fps": info.fps, "source_size": [info.width, info.height],
         "source_duration": info.duration, "detected_frames": int(found.sum()),
         "has_landmarks": bool(np.isfinite(lms_full).all(axis=(1, 2)).any()),
+        "landmark_frames": int(np.isfinite(lms_full).all(axis=(1, 2)).sum()), "has_labels": labels is not None,
         "fingerprint": fingerprint(cfg, video), "seconds": round(time.perf_counter() - t0, 3),
     }
     return Clip(row["clip_id"], frames, audio.astype(np.float32), landmarks_to_crop(lms_full, boxes, cfg.size),
-                boxes, meta, silent)
+                boxes, meta, silent, labels)
 
 
 def process_clip(task: tuple) -> dict:
@@ -222,12 +227,15 @@ def prepare(raw_dir: str | Path, clips_dir: str | Path, splits_dir: str | Path, 
             source: str = "", progress: bool = True) -> pd.DataFrame:
     """Run the crop stage. Returns the manifest (also written to clips_dir/manifest.csv); writes the splits."""
     raw_dir, clips_dir = Path(raw_dir), Path(clips_dir)
-    if cfg.detector not in DETECTORS:
-        raise ValueError(f"crop.detector must be one of {DETECTORS}, got {cfg.detector!r}")
+    if cfg.detector not in (*DETECTORS, "auto"):
+        raise ValueError(f"crop.detector must be one of {DETECTORS} or auto, got {cfg.detector!r}")
+    cfg = dataclasses.replace(cfg, detector=resolve_detector(cfg.detector, cfg.detect))
     if len(cfg.pads) != 4:
         raise ValueError(f"crop.pads must be [top, bottom, left, right], got {cfg.pads}")
     if cfg.detector == "fan":
         check_fan_available()  # one clear line before any work, instead of one rejection per clip
+    elif cfg.detector == "dlib":
+        check_dlib_available(cfg.detect.dlib)
     index = read_index(raw_dir / "index.csv")
     clips_dir.mkdir(parents=True, exist_ok=True)
     clean_temporaries(clips_dir)

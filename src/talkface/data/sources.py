@@ -8,6 +8,10 @@ Sources (`fetch.source`):
                speaker = the video's parent folder name, or its file stem when the videos lie flat in the folder.
 - `lrs2`:      a local LRS2 root (`main/<speaker>/<utt>.mp4`) with the official train/val/test lists, referenced in
                place; `split` comes from the lists.
+- `grid`:      a local GRID corpus root (`<root>/<speaker>/video/<id>.mp4|.mpg` + `<root>/<speaker>/align/<id>.align`,
+               or the official archives' layout `<root>/<speaker>/<id>.mpg`), referenced in place; the `.align` file is
+               the clip's sidecar (per-frame word / `sil` labels in the clip store). Missing speakers can be downloaded
+               from the corpus's official URLs (`fetch.grid.download: true`). Split by sentence or by speaker.
 - `hdtf`:      the public HDTF lists (`<subset>_video_url.txt`, `<subset>_annotion_time.txt`), downloaded and cut
                with yt-dlp into `data/raw/hdtf/<name>_<i>.mp4`.
 """
@@ -27,6 +31,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..media.ffmpeg_bin import ffmpeg_exe
+from .grid import GridSourceConfig, index_grid
 from .store import INDEX_COLUMNS, SourceError, read_index, resolve, write_index  # noqa: F401 (re-exported)
 from .synthetic import SyntheticConfig
 
@@ -67,10 +72,11 @@ class FetchConfig:
     synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
     folder: FolderSourceConfig = dataclasses.field(default_factory=FolderSourceConfig)
     lrs2: LRS2SourceConfig = dataclasses.field(default_factory=LRS2SourceConfig)
+    grid: GridSourceConfig = dataclasses.field(default_factory=GridSourceConfig)
     hdtf: HDTFSourceConfig = dataclasses.field(default_factory=HDTFSourceConfig)
 
 
-SOURCES = ("synthetic", "folder", "lrs2", "hdtf")
+SOURCES = ("synthetic", "folder", "lrs2", "grid", "hdtf")
 
 
 def fetch(cfg: FetchConfig, raw_dir: str | Path) -> pd.DataFrame:
@@ -85,6 +91,8 @@ def fetch(cfg: FetchConfig, raw_dir: str | Path) -> pd.DataFrame:
         df = index_folder(cfg.folder)
     elif cfg.source == "lrs2":
         df = index_lrs2(cfg.lrs2)
+    elif cfg.source == "grid":
+        df = index_grid(cfg.grid)
     elif cfg.source == "hdtf":
         df = fetch_hdtf(cfg.hdtf, raw_dir)
     else:

@@ -5,6 +5,7 @@
     data/clips/<clip_id>/landmarks.npy   float32 [T, 68, 2]    crop pixels, NaN where unknown
     data/clips/<clip_id>/boxes.npy       float32 [T, 4]        crop boxes in source-frame pixels
     data/clips/<clip_id>/silent.npy      uint8   [T, S, S, 3]  optional closed-lip frames (synthetic)
+    data/clips/<clip_id>/labels.json     {"labels": [T words]} optional per-frame word / "sil" (GRID alignments)
     data/clips/<clip_id>/meta.json       {"clip_id", "speaker", "fps", "n_frames", "sample_rate", "source",
                                           "detector", ...}
     data/clips/manifest.csv              clip_id,source,status,reason,n_frames,speaker,detector
@@ -45,6 +46,7 @@ class Clip:
     boxes: np.ndarray  # float32 [T, 4]
     meta: dict
     silent: np.ndarray | None = None  # uint8 [T, S, S, 3]
+    labels: list[str] | None = None  # [T] word spoken at each frame, "sil" in silence (from alignments)
 
 
 def is_complete(root: str | Path, clip_id: str) -> bool:
@@ -66,6 +68,8 @@ def write_clip(root: str | Path, clip: Clip) -> Path:
                          f"{T} frames")
     if clip.silent is not None and clip.silent.shape != clip.frames.shape:
         raise ValueError(f"{clip.clip_id}: silent {clip.silent.shape} != frames {clip.frames.shape}")
+    if clip.labels is not None and len(clip.labels) != T:
+        raise ValueError(f"{clip.clip_id}: {len(clip.labels)} labels for {T} frames")
     tmp = root / f"{TMP_PREFIX}{clip.clip_id}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -76,6 +80,8 @@ def write_clip(root: str | Path, clip: Clip) -> Path:
     np.save(tmp / "boxes.npy", np.ascontiguousarray(clip.boxes, np.float32))
     if clip.silent is not None:
         np.save(tmp / "silent.npy", np.ascontiguousarray(clip.silent, np.uint8))
+    if clip.labels is not None:
+        (tmp / "labels.json").write_text(json.dumps({"labels": list(clip.labels)}))
     (tmp / "meta.json").write_text(json.dumps(clip.meta, indent=1))
     final = root / clip.clip_id
     if final.exists():
@@ -90,8 +96,9 @@ def read_clip(root: str | Path, clip_id: str, mmap: bool = True) -> Clip:
         raise FileNotFoundError(f"clip {clip_id} is missing or incomplete in {root}")
     mode = "r" if mmap else None
     silent = np.load(d / "silent.npy", mmap_mode=mode) if (d / "silent.npy").is_file() else None
+    labels = json.loads((d / "labels.json").read_text())["labels"] if (d / "labels.json").is_file() else None
     return Clip(clip_id, np.load(d / "frames.npy", mmap_mode=mode), np.load(d / "audio.npy", mmap_mode=mode),
-                np.load(d / "landmarks.npy"), np.load(d / "boxes.npy"), read_meta(root, clip_id), silent)
+                np.load(d / "landmarks.npy"), np.load(d / "boxes.npy"), read_meta(root, clip_id), silent, labels)
 
 
 def clean_temporaries(root: str | Path) -> int:

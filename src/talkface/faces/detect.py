@@ -7,10 +7,15 @@ Backends:
 - `fan`: face-alignment's S3FD boxes + FAN 68 landmarks (what P1/P2 use). Needs its weights in the torch hub cache
   (`<torch hub dir>/checkpoints/`); when they are missing it raises FaceDetectorUnavailable("fan not available: ...")
   without touching the network.
+- `dlib`: dlib's HOG (or MMOD CNN) face detector every `detect_every` frames on a shrunk frame, the face tracked from
+  its landmarks in between, and dlib's 68-point shape predictor (iBUG 300-W layout, as FAN's) on every full-size frame.
+  Offline: the models ship in PyPI's `face_recognition_models` (trained on iBUG 300-W: research use only).
 - `haar`: OpenCV's frontal-face Haar cascade. Offline, CPU-fast, boxes only: **no landmarks** (Detection.landmarks is
   None, so the crop stage stores NaN landmarks and LMD cannot be computed on such clips). Misses profiles.
 - `annotations`: the boxes and landmarks of a synthetic clip's sidecar JSON (ground truth, no image analysis);
   `start` says which frame of the clip `frames[0]` is.
+
+`auto` picks fan when its weights are cached, else dlib when it is installed, else haar (`resolve_detector`).
 
 When a frame holds several faces, the faces are ranked by box area, largest first, and `face_index` picks one.
 """
@@ -58,9 +63,20 @@ class FanConfig:
 
 
 @dataclasses.dataclass
+class DlibConfig:
+    detector: str = "hog"  # hog (fast, frontal) | mmod (CNN, slower, more poses)
+    detect_every: int = 5  # full detection on every n-th frame; in between the face is tracked from its landmarks
+    max_side: int = 320  # detection on frames shrunk to this longer side (landmarks on full size); 0 = no shrink
+    upsample: int = 1  # detector pyramid upsampling: HOG finds faces from ~80 px, ~40 px with 1
+    box_top: float = 0.25  # the face box is the landmarks' bounds raised by this share of their height (forehead)
+    landmark_model: str = ""  # "" = face_recognition_models' shape_predictor_68_face_landmarks.dat
+
+
+@dataclasses.dataclass
 class DetectorConfig:
     face_index: int = 0  # 0 = the largest face in the frame, 1 = the second largest, ...
     haar: HaarConfig = dataclasses.field(default_factory=HaarConfig)
+    dlib: DlibConfig = dataclasses.field(default_factory=DlibConfig)
     fan: FanConfig = dataclasses.field(default_factory=FanConfig)
 
 
@@ -221,7 +237,133 @@ class FanDetector:
         return out
 
 
-DETECTORS = ("fan", "haar", "annotations")
+def dlib_model_files(cfg: DlibConfig | None = None) -> dict[str, Path]:
+    """The landmark model and the MMOD detector that the dlib backend loads (face_recognition_models' copies)."""
+    cfg = cfg or DlibConfig()
+    try:
+        import face_recognition_models as frm
+    except ImportError:
+        frm = None
+    if cfg.landmark_model:
+        landmarks = Path(cfg.landmark_model).expanduser()
+    elif frm is not None:
+        landmarks = Path(frm.pose_predictor_model_location())
+    else:
+        landmarks = Path("shape_predictor_68_face_landmarks.dat (pip install face_recognition_models)")
+    mmod = Path(frm.cnn_face_detector_model_location()) if frm is not None else Path("mmod_human_face_detector.dat")
+    return {"landmarks": landmarks, "mmod": mmod}
+
+
+def check_dlib_available(cfg: DlibConfig | None = None) -> None:
+    """Raise FaceDetectorUnavailable unless dlib imports and its model files are present."""
+    cfg = cfg or DlibConfig()
+    try:
+        import dlib  # noqa: F401
+    except ImportError as exc:
+        raise FaceDetectorUnavailable(f"dlib not available: {exc} (pip install dlib-bin face_recognition_models)") \
+            from None
+    files = dlib_model_files(cfg)
+    needed = [files["landmarks"]] + ([files["mmod"]] if cfg.detector == "mmod" else [])
+    missing = [str(p) for p in needed if not p.is_file()]
+    if missing:
+        raise FaceDetectorUnavailable("dlib not available: model file missing: " + ", ".join(missing))
+
+
+def landmark_box(landmarks: np.ndarray, box_top: float) -> np.ndarray:
+    """float32 [4] face box of 68 landmarks: their bounds, the top raised by box_top x their height (forehead), so the
+    box covers about what S3FD's does (the detectors' own boxes differ: dlib's HOG box stops at the brows)."""
+    x0, y0 = landmarks.min(axis=0)
+    x1, y1 = landmarks.max(axis=0)
+    return np.array([x0, y0 - box_top * (y1 - y0), x1, y1], np.float32)
+
+
+class DlibDetector:
+    """dlib: HOG/MMOD boxes every `detect_every` frames, landmark tracking in between, 68 landmarks on every frame.
+
+    State (the tracked face) carries across `detect` calls, so a clip must be fed in order, chunk after chunk; a call
+    with start=0 starts a new clip."""
+
+    name = "dlib"
+
+    def __init__(self, cfg: DlibConfig | None = None, face_index: int = 0):
+        self.cfg = cfg or DlibConfig()
+        if self.cfg.detector not in ("hog", "mmod"):
+            raise ValueError(f"dlib detector must be 'hog' or 'mmod', got {self.cfg.detector!r}")
+        if self.cfg.detect_every < 1:
+            raise ValueError(f"dlib detect_every must be >= 1, got {self.cfg.detect_every}")
+        check_dlib_available(self.cfg)
+        import dlib
+
+        self._dlib = dlib
+        files = dlib_model_files(self.cfg)
+        self.predictor = dlib.shape_predictor(str(files["landmarks"]))
+        self.face_detector = (dlib.get_frontal_face_detector() if self.cfg.detector == "hog"
+                              else dlib.cnn_face_detection_model_v1(str(files["mmod"])))
+        self.face_index = face_index
+        self._tracked: np.ndarray | None = None  # the last frame's landmarks [68, 2]
+        self._since_detect = 0
+
+    def _detect_boxes(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Face boxes [m, 4] (frame pixels) and scores [m] of one full frame."""
+        small, s = _shrink(frame, self.cfg.max_side)
+        small = np.ascontiguousarray(small)
+        if self.cfg.detector == "hog":
+            rects, scores, _ = self.face_detector.run(small, self.cfg.upsample, 0.0)
+        else:
+            found = self.face_detector(small, self.cfg.upsample)
+            rects, scores = [d.rect for d in found], [d.confidence for d in found]
+        boxes = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float32).reshape(-1, 4)
+        return boxes / s, np.asarray(scores, np.float32).reshape(-1)
+
+    def _landmarks(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+        x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+        shape = self.predictor(frame, self._dlib.rectangle(x0, y0, x1, y1))
+        return np.array([[p.x, p.y] for p in shape.parts()], np.float32)
+
+    def detect(self, frames: np.ndarray, start: int = 0) -> list[Detection | None]:
+        if start == 0:
+            self._tracked, self._since_detect = None, 0
+        out: list[Detection | None] = []
+        for frame in frames:
+            frame = np.ascontiguousarray(frame)
+            if self._tracked is None or self._since_detect >= self.cfg.detect_every:
+                boxes, scores = self._detect_boxes(frame)
+                k = pick_face(boxes, scores, self.face_index)
+                if k is None:  # follow the face we had a little longer, looking again on every frame
+                    if self._tracked is None or self._since_detect >= 2 * self.cfg.detect_every:
+                        self._tracked = None
+                        out.append(None)
+                        continue
+                    search = landmark_box(self._tracked, 0.0)
+                else:
+                    search, self._since_detect = boxes[k], 0
+            else:  # tracking: the previous frame's landmarks say where the face is now
+                search = landmark_box(self._tracked, 0.0)
+            lm = self._landmarks(frame, search)
+            self._tracked = lm
+            self._since_detect += 1
+            out.append(Detection(landmark_box(lm, self.cfg.box_top), 1.0, lm))
+        return out
+
+
+DETECTORS = ("fan", "dlib", "haar", "annotations")
+
+
+def resolve_detector(name: str, cfg: DetectorConfig | None = None) -> str:
+    """`auto` -> fan when its weights are cached, else dlib when installed with its models, else haar; other names
+    are returned as they are."""
+    if name != "auto":
+        return name
+    try:
+        check_fan_available()
+        return "fan"
+    except FaceDetectorUnavailable:
+        pass
+    try:
+        check_dlib_available((cfg or DetectorConfig()).dlib)
+        return "dlib"
+    except FaceDetectorUnavailable:
+        return "haar"
 
 
 def make_detector(name: str, cfg: DetectorConfig | None = None, sidecar: str | Path | dict | None = None):
@@ -231,8 +373,10 @@ def make_detector(name: str, cfg: DetectorConfig | None = None, sidecar: str | P
         return HaarDetector(cfg.haar, cfg.face_index)
     if name == "fan":
         return FanDetector(cfg.fan, cfg.face_index)
+    if name == "dlib":
+        return DlibDetector(cfg.dlib, cfg.face_index)
     if name == "annotations":
         if sidecar is None:
             raise ValueError("annotations detector needs the clip's sidecar")
         return AnnotationDetector(sidecar)
-    raise ValueError(f"unknown face detector {name!r}; choose one of {DETECTORS}")
+    raise ValueError(f"unknown face detector {name!r}; choose one of {DETECTORS} or auto")

@@ -5,8 +5,9 @@
 
 Layers: the last ReLU of each of the five blocks, relu1_2, relu2_2, relu3_4, relu4_4, relu5_4 (the VGG-19 counterparts
 of Johnson et al.'s VGG-16 relu1_2 ... relu4_3). Inputs get ImageNet normalisation. The weights are torchvision's
-`vgg19-dcbfe7e3.pth` (key layout `features.N.weight/bias`; the classifier keys are ignored). Nothing is downloaded:
-a missing or unreadable file raises `WeightsNotAvailable("vgg19 not available: <reason>")`.
+`vgg19-dcbb9e9d.pth` (VGG19_Weights.IMAGENET1K_V1; key layout `features.N.weight/bias`; the classifier keys are
+ignored); `talkface weights download vgg19` puts it in the hub cache. Nothing is downloaded here: a missing or
+unreadable file raises `WeightsNotAvailable("vgg19 not available: <reason>")`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import nn
 
 from ..weights import not_available, resolve_weights
 
-VGG19_FILENAME = "vgg19-dcbfe7e3.pth"
+VGG19_FILENAME = "vgg19-dcbb9e9d.pth"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -92,7 +93,7 @@ class VGG19Features(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None,
                         layers: tuple[str, ...] | list[str] = DEFAULT_LAYERS) -> "VGG19Features":
-        """Weights from `path`, else `vgg19-dcbfe7e3.pth` in the torch hub cache; WeightsNotAvailable otherwise."""
+        """Weights from `path`, else `vgg19-dcbb9e9d.pth` in the torch hub cache; WeightsNotAvailable otherwise."""
         file = resolve_weights("vgg19", path, VGG19_FILENAME)
         try:
             state = torch.load(file, map_location="cpu", weights_only=True)
