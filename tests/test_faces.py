@@ -177,3 +177,93 @@ def test_track_boxes_and_landmarks_to_crop():
     assert np.isnan(crop_lm[1]).all() and np.isnan(crop_lm[2]).all()
     with pytest.raises(ValueError):
         track_boxes([None, None], 64, 64)
+
+
+# ------------------------------------------------------------------------------------------------------------ dlib
+
+@pytest.fixture(scope="module")
+def real_face_clip():
+    from conftest import real_samples_dir
+
+    d = real_samples_dir()
+    if d is None:
+        pytest.skip("../shared/real-samples not present")
+    pytest.importorskip("dlib")
+    return read_frames(d / "vrt_face_3.mp4", duration=0.8)  # 20 frames, one face in the middle
+
+
+def test_dlib_finds_real_face_with_68_landmarks(real_face_clip):
+    frames = real_face_clip
+    dets = make_detector("dlib", DetectorConfig()).detect(frames)
+    assert all(d is not None for d in dets)
+    d = dets[0]
+    assert d.landmarks.shape == (68, 2)
+    x0, y0, x1, y1 = d.box
+    # the same face the haar test locates: centred near (268, 278), about 290 px wide
+    assert abs((x0 + x1) / 2 - 268) < 40 and abs((y0 + y1) / 2 - 278) < 50 and 200 < x1 - x0 < 380
+    lm = d.landmarks
+    # iBUG layout: eyes (36-47) above the nose tip (30) above the mouth (48-67) above the chin (8)
+    assert lm[36:48, 1].mean() < lm[30, 1] < lm[48:68, 1].mean() < lm[8, 1]
+    assert lm[36:42, 0].mean() < lm[42:48, 0].mean()  # the image-left eye is points 36-41
+    # tracked frames (between detections every 5th) stay on the face: landmarks move little frame to frame
+    steps = [np.abs(dets[t].landmarks - dets[t - 1].landmarks).mean() for t in range(1, len(dets))]
+    assert max(steps) < 6.0
+
+
+def test_dlib_no_face_and_restart(real_face_clip):
+    detector = make_detector("dlib", DetectorConfig())
+    grey = np.full((3, 240, 320, 3), 128, np.uint8)
+    assert detector.detect(grey) == [None, None, None]
+    assert detector.detect(real_face_clip[:2], start=0)[0] is not None  # start=0: a new clip, detection again
+
+
+def test_dlib_not_available_is_one_line(monkeypatch, tmp_path):
+    cfg = det_mod.DlibConfig(landmark_model=str(tmp_path / "missing.dat"))
+    pytest.importorskip("dlib")
+    with pytest.raises(FaceDetectorUnavailable) as e:
+        det_mod.check_dlib_available(cfg)
+    assert str(e.value).startswith("dlib not available:") and "missing.dat" in str(e.value)
+
+
+def test_auto_prefers_fan_then_dlib_then_haar(monkeypatch):
+    def unavailable(*_):
+        raise FaceDetectorUnavailable("x not available: test")
+
+    monkeypatch.setattr(det_mod, "check_fan_available", lambda: None)
+    assert det_mod.resolve_detector("auto") == "fan"
+    monkeypatch.setattr(det_mod, "check_fan_available", unavailable)
+    monkeypatch.setattr(det_mod, "check_dlib_available", lambda cfg=None: None)
+    assert det_mod.resolve_detector("auto") == "dlib"
+    monkeypatch.setattr(det_mod, "check_dlib_available", unavailable)
+    assert det_mod.resolve_detector("auto") == "haar"
+    assert det_mod.resolve_detector("haar") == "haar"
+
+
+def test_landmark_box_raises_the_top_by_a_share_of_the_height():
+    lm = np.array([[10, 20], [50, 20], [30, 60]], np.float32)
+    assert det_mod.landmark_box(lm, 0.25).tolist() == [10, 10, 50, 60]
+
+
+def test_dlib_crop_landmarker_follows_the_mouth(real_face_clip):
+    """On crops, dlib fits inside the reference landmarks' box: a crop gives its full-frame landmarks back closely."""
+    from talkface.faces.crop import crop_frames
+    from talkface.faces.crop_landmarks import make_crop_landmarker
+    from talkface.faces.track import track_boxes
+
+    frames = real_face_clip
+    dets = make_detector("dlib", DetectorConfig()).detect(frames)
+    boxes, lms_full, _ = track_boxes(dets, frames.shape[2], frames.shape[1])
+    crops = crop_frames(frames, boxes, 96)
+    ref = landmarks_to_crop(lms_full, boxes, 96)
+    got = make_crop_landmarker("dlib")(crops, ref)
+    assert got.shape == (len(crops), 68, 2)
+    assert np.abs(got - ref).mean() < 2.0  # px at 96: the full-frame fit, re-fitted on the small crop
+
+
+def test_crop_landmarker_names():
+    from talkface.faces.crop_landmarks import make_crop_landmarker
+
+    with pytest.raises(FaceDetectorUnavailable, match="none"):
+        make_crop_landmarker("none")
+    with pytest.raises(ValueError, match="landmarker"):
+        make_crop_landmarker("sift")

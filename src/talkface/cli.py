@@ -197,8 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--silent-checkpoint", dest="silent_checkpoint", type=Path,
                    help="G_S checkpoint (default: silent.pt beside --checkpoint)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--detector", choices=["auto", "fan", "haar"],
-                   help="face detector: auto = fan when its weights are cached, else haar (offline)")
+    p.add_argument("--detector", choices=["auto", "fan", "dlib", "haar"],
+                   help="face detector: auto = fan when its weights are cached, else dlib (offline), else haar")
     p.add_argument("--pads", type=float, nargs=4, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"),
                    help="face box margins as fractions of the box (default 0 0.1 0 0, as training)")
     p.add_argument("--batch-size", dest="batch_size", type=int, help="G_L windows of 5 frames per forward pass")

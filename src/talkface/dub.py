@@ -40,7 +40,7 @@ import torch
 
 from .data.mel import MelConfig, mel_start, melspectrogram
 from .faces.crop import crop_frames, paste_back
-from .faces.detect import DetectorConfig, FaceDetectorUnavailable, check_fan_available, make_detector
+from .faces.detect import DetectorConfig, make_detector, resolve_detector
 from .faces.track import fill_gaps, pad_boxes, smooth_boxes, square_boxes
 from .media.decode import iter_frames, read_audio
 from .media.encode import write_video
@@ -57,7 +57,7 @@ class DubError(RuntimeError):
 
 @dataclasses.dataclass
 class DubConfig:
-    detector: str = "auto"  # auto (fan when its weights are cached, else haar) | fan | haar
+    detector: str = "auto"  # auto (fan when its weights are cached, else dlib, else haar) | fan | dlib | haar
     detect: DetectorConfig = dataclasses.field(default_factory=DetectorConfig)
     pads: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.1, 0.0, 0.0])  # as crop.pads (training)
     smooth_window: int = 5  # as crop.smooth_window
@@ -247,15 +247,9 @@ class Dubber:
         return cls(g_l, g_s, cfg, device, progress)
 
     def _make_detector(self):
-        name = self.cfg.detector
-        if name == "auto":
-            try:
-                check_fan_available()
-                name = "fan"
-            except FaceDetectorUnavailable:
-                name = "haar"
-        if name not in ("fan", "haar"):
-            raise DubError(f"dub detector must be auto, fan or haar, got {name!r}")
+        name = resolve_detector(self.cfg.detector, self.cfg.detect)
+        if name not in ("fan", "dlib", "haar"):
+            raise DubError(f"dub detector must be auto, fan, dlib or haar, got {name!r}")
         self.detector_name = name
         return make_detector(name, self.cfg.detect)
 
