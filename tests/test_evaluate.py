@@ -109,7 +109,7 @@ def test_floor_frames():
 def test_evaluate_from_checkpoints(store):
     _save_checkpoints(store)
     mode = "auto"  # reads the G_L checkpoint's record of silent-lip training
-    cfg = EvaluateConfig(fan=False, lmd_reference="store", batch_size=2, sample_clips=1, sample_frames=2,
+    cfg = EvaluateConfig(landmarker="none", lmd_reference="store", batch_size=2, sample_clips=1, sample_frames=2,
                          device="cpu", silent_reference=mode)
     result = evaluate(cfg, store)
     on_disk = json.loads((store / "metrics" / "eval.json").read_text())

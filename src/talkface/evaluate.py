@@ -30,7 +30,14 @@ Metrics and where they are averaged (the number of clips each mean covers is rec
   truth, `lmd_reference: store`], distances measured at `lmd_eval_size` px. dlib's model was trained on real faces:
   on the synthetic cartoons its points are not trusted, so the default pipeline keeps `landmarker: fan`;
 - LSE-C/LSE-D: syncnet_v2 (official weights) under the keys "LSE-C"/"LSE-D"; the same algorithm with the project's
-  own SyncNet under separate keys "LSE-C (talkface-syncnet)"/"LSE-D (talkface-syncnet)", never mixed;
+  own SyncNet under separate keys "LSE-C (talkface-syncnet)"/"LSE-D (talkface-syncnet)", never mixed. Framing
+  (`lse_framing`, metrics/lse_framing.py): "reference" scores syncnet_python's 224-px windows of the full frames:
+  each group's crops are pasted back into the clip's source frames (decoded again, hard paste at the clip's boxes,
+  the ground truth too), and the windows are cut around the median-filtered clip boxes, which stand in for
+  syncnet_python's S3FD track (no S3FD offline); a clip whose source video is missing falls back to "crop" (recorded
+  in run.lse_framing_fallbacks). "crop" scores the store's crops as they are (resized to 224 for syncnet_v2). Our
+  SyncNet gets `lse_expert_framing`, by default "crop": it was trained on the lower half of these crops, while the
+  lower half of a reference window starts 0.2 box sides below the box centre (near the mouth) and is 1.4 boxes wide;
 - AVSu/AVSm/AVSv: AV-HuBERT features of mouth ROIs cut with the clip's landmarks (ground truth and generated frames
   alike: the generator keeps the pose of the upper face, which is what the alignment uses).
 A metric that cannot be computed is the string "not available: <reason>".
@@ -57,14 +64,18 @@ from .data.windows import read_split
 from .metrics import NotAvailable
 from .metrics.image import frames_to_batch, psnr, ssim
 from .metrics.landmarks import lmd
+from .metrics.mouth import mouth_opening, opening_correlation
+from .metrics.lse_framing import framing_label
 from .metrics.temporal import ifc
 
 GROUPS = ("model", "ceiling", "floor")
 LSE_OFFICIAL_KEYS = ("LSE-C", "LSE-D")
 LSE_EXPERT_KEYS = ("LSE-C (talkface-syncnet)", "LSE-D (talkface-syncnet)")
 AVS_KEYS = ("AVSu", "AVSm", "AVSv")
-PER_CLIP_KEYS = ("SSIM", "PSNR", "IFC", "LMD", *LSE_OFFICIAL_KEYS, *LSE_EXPERT_KEYS, *AVS_KEYS)
-METRIC_KEYS = ("SSIM", "PSNR", "FID", "IFC", "LMD", *LSE_OFFICIAL_KEYS, *LSE_EXPERT_KEYS, *AVS_KEYS)
+# MouthCorr [ours]: per-clip Pearson r of the mouth opening (inner-lip gap / inter-ocular distance, metrics.mouth) of
+# a group's frames with the ground truth's, from the same landmark detector as LMD
+PER_CLIP_KEYS = ("SSIM", "PSNR", "IFC", "LMD", "MouthCorr", *LSE_OFFICIAL_KEYS, *LSE_EXPERT_KEYS, *AVS_KEYS)
+METRIC_KEYS = ("SSIM", "PSNR", "FID", "IFC", "LMD", "MouthCorr", *LSE_OFFICIAL_KEYS, *LSE_EXPERT_KEYS, *AVS_KEYS)
 FLOORS = ("paste", "masked")
 
 # Outputs, relative to the repository root (docs/architecture.md).
@@ -100,6 +111,14 @@ class EvaluateConfig:
     syncnet_v2: str = ""                   # official syncnet_v2.model; "" = torch hub cache
     lse_expert: str = "models/syncnet.pt"  # our SyncNet for the labelled LSE variant; "" = skip
     lse_vshift: int = 15
+    lse_framing: str = "reference"         # what syncnet_v2 scores: reference | crop (module docstring)
+    lse_expert_framing: str = "crop"       # what our SyncNet scores: crop (as trained) | reference
+    lse_median_kernel: int = 13            # reference framing: median filter over the box track, frames
+    lse_crop_scale: float = 0.4            # reference framing: syncnet_python's crop_scale
+    lse_window_size: int = 224             # reference framing: window side, px
+    lse_pad_value: int = 110               # reference framing: value outside the frame
+    lse_jpeg: bool = True                  # reference framing: JPEG round trip of the full frames first
+    lse_jpeg_quality: int = 95             # OpenCV's default
     avhubert: str = ""                     # AV-HuBERT checkpoint (P2: lip-reading fine-tuned); "" = not available
     silent_reference: str = "auto"         # auto: as G_L was trained (its checkpoint) | always | never
     sample_clips: int = 3                  # clips shown in plots/eval_samples.png
@@ -307,6 +326,33 @@ def lse_metrics(scorer, frames: np.ndarray, audio: np.ndarray, keys: tuple[str, 
     return {keys[0]: r["conf"], keys[1]: r["min_dist"]}, r["curve"]
 
 
+LSE_FRAMINGS = ("reference", "crop")
+
+
+def lse_views(cfg: EvaluateConfig, root: Path, clip, videos: dict[str, np.ndarray],
+              scorers: Scorers) -> tuple[dict[str, dict[str, np.ndarray]], str | None]:
+    """The frames of each group under each LSE framing, {"crop": videos, "reference": 224-px windows}, and why the
+    reference framing fell back to the crops for this clip (None when it did not, or no scorer needs it)."""
+    from .metrics.lse_framing import SourceUnavailable, clip_reference_windows
+
+    views = {"crop": videos}
+    if not any(framing == "reference" and not isinstance(s, NotAvailable) for s, framing in
+               ((scorers.lse_official, cfg.lse_framing), (scorers.lse_expert, cfg.lse_expert_framing))):
+        return {**views, "reference": videos}, None  # no scorer will look at it
+    try:
+        video = clip.meta.get("video")
+        if not video:
+            raise SourceUnavailable("the clip's meta.json names no source video")
+        views["reference"] = clip_reference_windows(
+            Path(video) if Path(video).is_absolute() else root / video, float(clip.meta.get("fps", 25)), clip.boxes,
+            videos, cfg.lse_median_kernel, cfg.lse_crop_scale, cfg.lse_window_size, cfg.lse_pad_value, cfg.lse_jpeg,
+            cfg.lse_jpeg_quality, clip.meta.get("source_size"))
+    except SourceUnavailable as e:
+        views["reference"] = videos
+        return views, str(e)
+    return views, None
+
+
 class ClipAVS:
     """AVSu/AVSm/AVSv of one clip's groups, sharing the passes that do not depend on the group: the ground truth's
     visual and audio-visual features and the audio-only features are computed once per clip (P2 eqs. 4-6)."""
@@ -394,6 +440,9 @@ def evaluate(cfg: EvaluateConfig, root: str | Path = ".", gens: Generators | Non
         raise ValueError(f"evaluate.floor must be one of {FLOORS}, got {cfg.floor!r}")
     if cfg.lmd_reference not in ("detector", "store"):
         raise ValueError(f"evaluate.lmd_reference must be 'detector' or 'store', got {cfg.lmd_reference!r}")
+    for name in ("lse_framing", "lse_expert_framing"):
+        if getattr(cfg, name) not in LSE_FRAMINGS:
+            raise ValueError(f"evaluate.{name} must be one of {LSE_FRAMINGS}, got {getattr(cfg, name)!r}")
     device = resolve_device(cfg.device)
     if gens is None:
         gens = load_generators(cfg, root, device)
@@ -415,6 +464,7 @@ def evaluate(cfg: EvaluateConfig, root: str | Path = ".", gens: Generators | Non
     curves: dict[tuple[str, str], list[np.ndarray]] = {}
     samples: list[list[np.ndarray]] = []
     skipped: list[dict] = []
+    lse_fallbacks: list[dict] = []
     gen_seconds, gen_frames = 0.0, 0
     videos_dir = root / cfg.videos_dir
     if cfg.write_videos:
@@ -468,6 +518,9 @@ def evaluate(cfg: EvaluateConfig, root: str | Path = ".", gens: Generators | Non
             lips_gt = lip_rois(gt, store_lms)
             audio_feats = audio_features(audio, n_frames=len(gt))
         clip_avs = ClipAVS(scorers.avhubert, lips_gt, audio_feats)
+        lse_frames, fallback = lse_views(cfg, root, clip, videos, scorers)
+        if fallback is not None:
+            lse_fallbacks.append({"clip_id": clip_id, "reason": fallback})
 
         for group, frames in videos.items():
             row: dict[str, Any] = {"clip_id": clip_id, "group": group, "n_frames": len(frames)}
@@ -480,8 +533,13 @@ def evaluate(cfg: EvaluateConfig, root: str | Path = ".", gens: Generators | Non
                 row["LMD"] = gt_lms if isinstance(gt_lms, NotAvailable) else lms[group]
             else:
                 row["LMD"] = lmd(lms[group], gt_lms, size, cfg.lmd_eval_size)
-            for scorer, keys in ((scorers.lse_official, LSE_OFFICIAL_KEYS), (scorers.lse_expert, LSE_EXPERT_KEYS)):
-                vals, curve = lse_metrics(scorer, frames, audio, keys)
+            if isinstance(row["LMD"], NotAvailable):
+                row["MouthCorr"] = NotAvailable(row["LMD"].reason.replace("LMD", "MouthCorr", 1))
+            else:
+                row["MouthCorr"] = opening_correlation(mouth_opening(lms[group]), mouth_opening(gt_lms))
+            for scorer, keys, framing in ((scorers.lse_official, LSE_OFFICIAL_KEYS, cfg.lse_framing),
+                                          (scorers.lse_expert, LSE_EXPERT_KEYS, cfg.lse_expert_framing)):
+                vals, curve = lse_metrics(scorer, lse_frames[framing][group], audio, keys)
                 row.update(vals)
                 if curve is not None:
                     curves.setdefault((group, keys[0]), []).append(np.asarray(curve))
@@ -537,6 +595,15 @@ def evaluate(cfg: EvaluateConfig, root: str | Path = ".", gens: Generators | Non
         "lmd_reference": cfg.lmd_reference, "lmd_eval_size": cfg.lmd_eval_size,
         "lse_official_scorer": None if isinstance(scorers.lse_official, NotAvailable) else scorers.lse_official.source,
         "lse_expert_scorer": None if isinstance(scorers.lse_expert, NotAvailable) else scorers.lse_expert.source,
+        "lse_framing": framing_label(cfg.lse_framing, len(lse_fallbacks), len(per_clip["model"])),
+        "lse_expert_framing": framing_label(cfg.lse_expert_framing, len(lse_fallbacks), len(per_clip["model"])),
+        "lse_framing_fallbacks": lse_fallbacks,
+        "lse_reference_framing": {
+            "boxes": "the clip store's crop boxes (crop stage detector + crop.pads, squared, smoothed) in place of "
+                     "syncnet_python's S3FD track; crops pasted back at them (hard paste, feather 0)",
+            "median_kernel": cfg.lse_median_kernel, "crop_scale": cfg.lse_crop_scale,
+            "window_size": cfg.lse_window_size, "pad_value": cfg.lse_pad_value,
+            "jpeg_quality": cfg.lse_jpeg_quality if cfg.lse_jpeg else None},
         "generator": gens.info,
         "groups": {
             "model": "G_L output vs ground truth",

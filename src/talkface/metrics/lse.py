@@ -11,6 +11,18 @@ Two scorers share the algorithm and never mix (each result carries its `scorer` 
 - `LSEScorer.from_expert(expert)`: our own trained sync expert (512-d, L2-normalised embeddings of 5-frame windows and
   the aligned mel window) when syncnet_v2 is not available. Its numbers are on another scale and are labelled
   "talkface-syncnet (not official syncnet_v2)".
+
+What each takes (`score(frames, audio)`, RGB frames of any square size):
+- syncnet_v2 sees whole 224x224 faces (5 frames, BGR, raw 0-255): frames of another size are resized to 224
+  (bilinear) by `official_face_input`. The framing the papers score it on is syncnet_python's window
+  (metrics/lse_framing.py: 2.8 x half the box side, from the top of the face box to below the chin, padded with 110);
+  the evaluate stage gives it those windows (`evaluate.lse_framing: reference`), or the tight 96-px crops resized to
+  224 (`crop`), a tighter, more zoomed-in face than that.
+- our expert was trained on the crop stage's S x S crops (96 px): `embed_video` takes the lower half of whatever
+  square it is given and resizes it to 48x96 (models/expert.py, `lower_half_stack`). On the store's crops that is the
+  mouth and chin it was trained on; on a 224-px reference window it would be rows 0.2..0.9 box sides below the box
+  centre, 1.4 boxes wide (from about the mouth down over chin and neck): another input distribution. The evaluate stage
+  therefore gives it the crops by default (`evaluate.lse_expert_framing: crop`).
 """
 
 from __future__ import annotations
@@ -92,7 +104,10 @@ class LSEScorer:
     @classmethod
     def from_expert(cls, expert, device="cpu", batch_size: int = 64, vshift: int = 15,
                     mel_fn: Callable[[np.ndarray], np.ndarray] | None = None) -> "LSEScorer":
-        """Our sync expert (models/expert.py interface) as the embedding source; `mel_fn`: audio -> [T_mel, 80]."""
+        """Our sync expert (models/expert.py interface) as the embedding source; `mel_fn`: audio -> [T_mel, 80].
+
+        Frames are passed at their own size; the expert takes their lower half and resizes it to its input (48x96
+        for SyncNet), so it should get the framing it was trained on: the clip store's face crops (module docstring)."""
         if mel_fn is None:
             from ..data.mel import melspectrogram as mel_fn
         expert = expert.eval().to(device)

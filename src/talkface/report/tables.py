@@ -14,9 +14,11 @@ from typing import Any
 from .paper_numbers import COLUMNS, HIGHER_IS_BETTER, P1_ABLATION_ROWS, P2_ABLATION_ROWS, REFERENCE_ROWS
 
 EXPERT_COLUMNS = ("LSE-C (talkface-syncnet)", "LSE-D (talkface-syncnet)")
-ALL_COLUMNS = (*COLUMNS, *EXPERT_COLUMNS)
+OURS_COLUMNS = ("MouthCorr",)  # not in the papers: mouth-opening correlation with the ground truth (metrics.mouth)
+ALL_COLUMNS = (*COLUMNS, *EXPERT_COLUMNS, *OURS_COLUMNS)
+HIGHER_IS_BETTER = {**HIGHER_IS_BETTER, "MouthCorr": True}
 DECIMALS = {"SSIM": 3, "PSNR": 2, "FID": 2, "IFC": 3, "LMD": 3, "LSE-C": 3, "LSE-D": 3, "AVSu": 3, "AVSm": 3,
-            "AVSv": 3}
+            "AVSv": 3, "MouthCorr": 3}
 GROUP_LABELS = {"model": "This run: G_L (model)", "ceiling": "This run: ground truth (ceiling)",
                 "floor": "This run: floor"}
 
