@@ -5,6 +5,7 @@
     python stages/queue_ablations.py --avhubert /path/to/base_vox_433h.pt   # also the three AV-HuBERT presets
     python stages/queue_ablations.py --run --jobs 1   # queue, then `dvc exp run --run-all`
     dvc exp show --only-changed                       # the table
+    python stages/queue_ablations.py --paper all --lrs2 /data/LRS2 --dry-run   # the papers' setup (PAPER_SETUP)
 
 Each preset is a set of `-S` overrides of params.yaml keys, applied on top of the workspace's params.yaml; unchanged
 stages (data, experts, G_S) are reused from the run cache, so only train_generator and what follows rerun.
@@ -38,10 +39,11 @@ PRESETS: dict[str, dict[str, str]] = {
     "F": {"generator.use_silent_reference": "true", "generator.loss.triplet": "0",
           "generator.audio_encoder": "avsyncnet", "generator.expert": "avsyncnet",
           "generator.loss.sync_kind": "stabilized"},
-    # G: E + adaptive triplet loss (P1's full model without post-processing, SyncNet-based)
+    # G: E + adaptive triplet loss (SyncNet-based)
     "G": {"generator.use_silent_reference": "true", "generator.loss.triplet": "0.5",
           "generator.audio_encoder": "syncnet", "generator.expert": "syncnet", "generator.loss.sync_kind": "stabilized"},
-    # H [ours]: G + AVSyncNet (audio encoder and expert) = the full model = params.yaml's default
+    # H: P1's proposed full model (P1 supp. App. B); its composition, G + AVSyncNet as audio encoder and L_ss expert,
+    # is our reading [ours] = params.yaml's default
     "H": {"generator.use_silent_reference": "true", "generator.loss.triplet": "0.5",
           "generator.audio_encoder": "avsyncnet", "generator.expert": "avsyncnet",
           "generator.loss.sync_kind": "stabilized"},
@@ -59,6 +61,69 @@ PRESETS: dict[str, dict[str, str]] = {
     "p2_multimodal": {**P1_BASE, "generator.audio_encoder": "syncnet", "generator.expert": "syncnet",
                       "generator.loss.sync_kind": "avhubert_multimodal", "generator.loss.sync": "0.5"},
 }
+# The papers' setup, one switch per trained model (`--paper syncnet,avsyncnet,silent,generator` or `all`). Values the
+# papers or Wav2Lip's code give are tagged; what neither gives (batch, iterations, schedules, discriminator width) is
+# ours, chosen after Wav2Lip's code (docs/ablations.md, "The papers' setup"). No CPU-only delays: the GAN and sync
+# terms run from step 0.
+PAPER_SETUP: dict[str, dict[str, str]] = {
+    "syncnet": {
+        "syncnet.model.width": "32",          # Wav2Lip's SyncNet_color (16.4M parameters) [Wav2Lip code]
+        "syncnet.lr": "1.0e-4",               # [Wav2Lip code, hparams.syncnet_lr]
+        "syncnet.loop.batch_size": "64",      # [Wav2Lip code, hparams.syncnet_batch_size]
+        "syncnet.loop.lr_schedule": "constant",  # [Wav2Lip code: no scheduler]
+        "syncnet.loop.steps": "100000",       # [ours] Wav2Lip trains until the val BCE is ~0.25
+        "syncnet.loop.eval_every": "2000", "syncnet.loop.checkpoint_every": "2000",  # [ours]
+    },
+    "avsyncnet": {
+        "avsyncnet.preset": "paper",          # ResNet-50 on 112x224 lower faces + ResNetSE34 with SAP [P1 supp. A.2]
+        "avsyncnet.lr": "1.0e-4",             # "similar strategy as in SyncNet" [P1 supp. A.3] = Wav2Lip's 1e-4
+        "avsyncnet.loop.batch_size": "64",    # [ours, Wav2Lip's expert batch]
+        "avsyncnet.loop.lr_schedule": "constant",  # [ours, as Wav2Lip]
+        "avsyncnet.loop.steps": "100000",     # [ours]
+        "avsyncnet.loop.eval_every": "2000", "avsyncnet.loop.checkpoint_every": "2000",  # [ours]
+    },
+    "silent": {
+        "silent.model.width": "16", "silent.model.max_width": "512",  # [ours] G_L's architecture [notes], Wav2Lip size
+        "silent.loop.batch_size": "16",       # [ours, Wav2Lip's generator batch]
+        "silent.lr": "1.0e-4",                # [ours, P2 §3.6's generator lr]
+        "silent.gan_start_step": "0",         # no CPU-only delay
+        "silent.disc.width": "32", "silent.disc.max_width": "512",  # [ours]
+        "silent.loop.steps": "100000",        # [ours]
+        "silent.loop.eval_every": "2000", "silent.loop.checkpoint_every": "2000",  # [ours]
+    },
+    "generator": {
+        "generator.model.width": "16", "generator.model.max_width": "512",  # [ours] about Wav2Lip's 36M
+        "generator.loop.batch_size": "16",    # [ours, Wav2Lip's batch_size]
+        "generator.loop.lr_schedule": "constant",  # [ours, as Wav2Lip]
+        "generator.lr": "1.0e-4",             # [P2 §3.6]
+        "generator.disc_lr": "1.0e-4",        # [Wav2Lip code]
+        "generator.gan_start_step": "0", "generator.sync_start_step": "0",  # no CPU-only delays
+        "generator.disc.width": "32", "generator.disc.max_width": "512",  # [ours]
+        "generator.loss.pixel": "10.0", "generator.loss.perceptual": "1.0", "generator.loss.gan": "1.0",  # [P2 §3.6]
+        "generator.loss.sync": "2.0", "generator.loss.triplet": "0.5",  # P1's weights [METHOD.md notes]
+        "generator.loop.steps": "200000",     # [ours]
+        "generator.loop.eval_every": "2000", "generator.loop.checkpoint_every": "2000",  # [ours]
+    },
+}
+PAPER_DATA = {"fetch.source": "lrs2", "crop.detector": "fan"}  # LRS2, FAN crops at 96x96 [P2 §3.6]
+
+
+def paper_command(models: list[str], lrs2_root: str | None) -> list[str]:
+    """`dvc exp run --queue -n paper-...` with the paper switches of `models` (and LRS2 + FAN when a root is given)."""
+    unknown = sorted(set(models) - set(PAPER_SETUP))
+    if unknown:
+        raise SystemExit(f"unknown model(s) {unknown} for --paper; known: {sorted(PAPER_SETUP)} or all")
+    overrides: dict[str, str] = {}
+    for m in models:
+        overrides.update(PAPER_SETUP[m])
+    if lrs2_root:
+        overrides.update(PAPER_DATA, **{"fetch.lrs2.root": lrs2_root})
+    cmd = ["dvc", "exp", "run", "--queue", "-n", "paper-" + "-".join(models)]
+    for key, value in overrides.items():
+        cmd += ["-S", f"{key}={value}"]
+    return cmd
+
+
 NOT_AVAILABLE = {"C": "Wav2Vec2 audio encoder: not available here (no Wav2Vec2 weights offline, no encoder implemented)"}
 AVHUBERT_PRESETS = {name for name, p in PRESETS.items() if p.get("generator.loss.sync_kind", "").startswith("avhubert")}
 
@@ -92,9 +157,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--run", action="store_true", help="run the queue afterwards (dvc exp run --run-all)")
     ap.add_argument("--jobs", type=int, default=1, help="parallel queue workers for --run")
     ap.add_argument("--dry-run", action="store_true", help="print the commands only")
+    ap.add_argument("--paper", default="", help="queue the papers' setup instead: syncnet,avsyncnet,silent,generator "
+                                                "or all (PAPER_SETUP), on the workspace's data unless --lrs2 is given")
+    ap.add_argument("--lrs2", default="", help="with --paper: train on this LRS2 root with FAN crops")
     args = ap.parse_args(argv)
-    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(PRESETS) + list(NOT_AVAILABLE)
-    cmds, skipped = commands(names, args.avhubert or None)
+    if args.paper:
+        models = list(PAPER_SETUP) if args.paper == "all" else [m.strip() for m in args.paper.split(",") if m.strip()]
+        cmds, skipped = [paper_command(models, args.lrs2 or None)], []
+    else:
+        names = [n.strip() for n in args.only.split(",") if n.strip()] or list(PRESETS) + list(NOT_AVAILABLE)
+        cmds, skipped = commands(names, args.avhubert or None)
     for line in skipped:
         print(f"[ablations] skipped {line}")
     if args.run:

@@ -267,3 +267,33 @@ def test_pairs_mode_continues_after_a_bad_pair(media, checkpoints, tmp_path, cap
     assert rc == 1
     assert (tmp_path / "good.mp4").is_file() and not (tmp_path / "bad.mp4").exists()
     assert "1 of 2 pairs dubbed" in capsys.readouterr().out
+
+
+class _Payload:
+    """A pickle that would run code when loaded: `torch.load(weights_only=True)` must refuse it."""
+
+    def __reduce__(self):
+        return (print, ("this code ran",))
+
+
+def test_checkpoints_that_are_not_state_dicts_are_refused_in_one_line(media, checkpoints, tmp_path, capsys):
+    import pickle
+
+    speech = media["speech"]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    code = bad / "code.pt"
+    torch.save({"generator": _Payload()}, code)
+    truncated = bad / "truncated.pt"
+    truncated.write_bytes(Path(checkpoints).read_bytes()[:2000])
+    text = bad / "text.pt"
+    text.write_text("not a checkpoint\n")
+    foreign = bad / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    raw_pickle = bad / "raw.pt"
+    raw_pickle.write_bytes(pickle.dumps(_Payload()))
+    for path in (code, truncated, text, foreign, raw_pickle):
+        msg = _bad(tmp_path, capsys, media["plain"], speech, path)
+        assert f"cannot use checkpoint {path}" in msg, msg
+        assert ("refused" in msg) == (path == code), msg  # pickled code is refused, the rest is unreadable
+    assert "this code ran" not in capsys.readouterr().out

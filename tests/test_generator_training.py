@@ -361,3 +361,38 @@ def test_ablation_presets_are_valid_overrides():
     assert any("no AV-HuBERT checkpoint" in s for s in skipped) and any(s.startswith("C:") for s in skipped)
     cmds, _ = qa.commands(["p2_visual"], avhubert="/x.pt")
     assert "generator.avhubert_path=/x.pt" in cmds[0]
+
+
+def test_paper_setup_switches_are_valid_overrides():
+    """Each model's paper switch (stages/queue_ablations.py PAPER_SETUP) names existing params.yaml keys and gives a
+    section that its stage's config class accepts."""
+    import importlib.util
+    from pathlib import Path
+
+    import yaml
+
+    from talkface.config import build
+    from talkface.train.sync import CONFIGS
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("queue_ablations", root / "stages" / "queue_ablations.py")
+    qa = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(qa)
+    assert set(qa.PAPER_SETUP) == {"syncnet", "avsyncnet", "silent", "generator"}
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    classes = {**CONFIGS, "silent": GeneratorTrainConfig, "generator": GeneratorTrainConfig}
+    for model, overrides in qa.PAPER_SETUP.items():
+        section = params[model]
+        for key, value in overrides.items():
+            head, *keys = key.split(".")
+            assert head == model, key
+            node = section
+            for k in keys[:-1]:
+                node = node[k]
+            assert keys[-1] in node, f"{model}: {key} is not a params.yaml key"
+            node[keys[-1]] = yaml.safe_load(value)
+        cfg = build(classes[model], section, model)
+        assert cfg.lr == 1e-4  # the papers' (Wav2Lip's) learning rate for every model
+    cmd = qa.paper_command(["syncnet", "generator"], "/data/LRS2")
+    assert cmd[:6] == ["dvc", "exp", "run", "--queue", "-n", "paper-syncnet-generator"]
+    assert "fetch.source=lrs2" in cmd and "generator.sync_start_step=0" in cmd and "crop.detector=fan" in cmd

@@ -26,10 +26,13 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import pickle
 import queue
+import re
 import threading
 import time
 import uuid
+import warnings
 from collections import deque
 from pathlib import Path
 from typing import Iterator
@@ -177,6 +180,27 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def _load_checked(path: Path, device: torch.device) -> torch.nn.Module:
+    """A generator checkpoint, or DubError in one line when the file is not one (a pickle carrying code is refused by
+    torch.load(weights_only=True); a truncated, foreign or wrong file fails to read or to match)."""
+    from .models.generator_io import load_generator
+
+    try:
+        with warnings.catch_warnings():  # torch warns about odd pickles before refusing them: the error says it
+            warnings.simplefilter("ignore")
+            return load_generator(path, map_location=device)
+    except pickle.UnpicklingError as exc:
+        if "global" not in str(exc).lower():  # torch names the global it refused; otherwise the bytes are no pickle
+            raise DubError(f"cannot use checkpoint {path}: not a talkface generator state dict (unreadable "
+                           "as a torch state dict)") from None
+        raise DubError(f"cannot use checkpoint {path}: refused, it holds pickled objects other than tensors and "
+                       "plain data (code could run on loading); a talkface checkpoint is a plain state dict") from None
+    except Exception as exc:  # noqa: BLE001 - whatever the file is, the user gets one line, not a traceback
+        first = re.sub(r"\x1b\[[0-9;]*m", "", (str(exc).strip().splitlines() or [""])[0])[:160]
+        raise DubError(f"cannot use checkpoint {path}: not a talkface generator state dict "
+                       f"({type(exc).__name__}{': ' + first if first else ''})") from None
+
+
 def load_generators(checkpoint: str | Path | None, silent_checkpoint: str | Path | None,
                     device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module | None]:
     """(G_L, G_S or None) in eval mode on `device`.
@@ -188,7 +212,7 @@ def load_generators(checkpoint: str | Path | None, silent_checkpoint: str | Path
     path = Path(checkpoint) if checkpoint else default_checkpoint()
     if not path.is_file():
         raise DubError(NO_CHECKPOINT if checkpoint is None else f"{NO_CHECKPOINT} ({path} not found)")
-    g_l = load_generator(path, map_location=device)
+    g_l = _load_checked(path, device)
     flag = uses_silent_reference(g_l)
     s_path = Path(silent_checkpoint) if silent_checkpoint else path.with_name("silent.pt")
     g_s = None
@@ -196,7 +220,7 @@ def load_generators(checkpoint: str | Path | None, silent_checkpoint: str | Path
         if not s_path.is_file():
             raise DubError(f"no silent-lip generator checkpoint (G_S): {s_path} not found; run `dvc repro` first "
                            "or pass --silent-checkpoint")
-        g_s = load_generator(s_path, map_location=device).to(device).eval()
+        g_s = _load_checked(s_path, device).to(device).eval()
         if (g_s.cfg.k, g_s.cfg.face_size) != (g_l.cfg.k, g_l.cfg.face_size):
             raise DubError(f"G_S {s_path} (k={g_s.cfg.k}, size={g_s.cfg.face_size}) does not match G_L {path} "
                            f"(k={g_l.cfg.k}, size={g_l.cfg.face_size})")
