@@ -13,7 +13,7 @@ import dataclasses
 import sys
 
 import _bootstrap  # noqa: F401  (this checkout's src/ on sys.path)
-from talkface.config import as_dict, load_params, section  # noqa: E402
+from talkface.config import as_dict, get, load_params, section  # noqa: E402
 from talkface.data.windows import WindowConfig  # noqa: E402
 from talkface.tracking import stage_run  # noqa: E402
 from talkface.train.generator import GeneratorTrainConfig, run_stage  # noqa: E402
@@ -27,9 +27,8 @@ def main() -> None:
     name = sys.argv[1]
     params = load_params()
     # shared by every trainer: the window shape (`windows`) and the face size (`crop.size`, what the crops are)
-    cfg = section(params, name, GeneratorTrainConfig)
-    cfg = dataclasses.replace(cfg, window=section(params, "windows", WindowConfig),
-                              model=dataclasses.replace(cfg.model, face_size=int(params["crop"]["size"])))
+    window = dataclasses.asdict(section(params, "windows", WindowConfig))
+    cfg = section(params, name, GeneratorTrainConfig, passed={"window": window, "model.face_size": get(params, "crop.size")})
     with stage_run(f"train_{name}", as_dict(cfg)) as run:
         metrics = run_stage(name, cfg, run)
     if metrics:

@@ -22,13 +22,14 @@ class CLIError(RuntimeError):
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     """fetch (folder / lrs2 / hdtf / synthetic) + crop into --out, with params.yaml values overridable by flags."""
-    from .config import build, load_params
+    from .config import load_params, section
     from .data.prepare import CropConfig, prepare, summary
     from .data.sources import FetchConfig, fetch
 
-    params = load_params(args.params) if args.params else {}
-    fetch_cfg = build(FetchConfig, params.get("fetch", {}), "fetch")
-    crop_cfg = build(CropConfig, params.get("crop", {}), "crop")
+    # with --params its fetch and crop sections are read strictly (as the stages read them); without, the defaults
+    params = load_params(args.params) if args.params else {"fetch": {}, "crop": {}}
+    fetch_cfg = section(params, "fetch", FetchConfig, defaults=not args.params)
+    crop_cfg = section(params, "crop", CropConfig, defaults=not args.params)
     fetch_cfg.source = args.source
     if args.source == "folder":
         if not args.input:
@@ -73,12 +74,15 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def cmd_dub(args: argparse.Namespace) -> int:
     """Put the speech of --audio on --video (or every row of --pairs) with the trained G_S/G_L; see docs/dubbing.md."""
-    from .config import build, load_params
+    from .config import load_params, section
+    from .data.mel_store import MelsConfig
     from .dub import DubConfig, DubError, Dubber
     from .media.encode import EncodeError
 
-    params = load_params(args.params) if args.params else {}
-    cfg = build(DubConfig, params.get("dub", {}), "dub")
+    # with --params its dub section and the mel parameters of training (mels) are read strictly; without, the defaults
+    params = load_params(args.params) if args.params else {"dub": {}, "mels": {}}
+    cfg = section(params, "dub", DubConfig, defaults=not args.params)
+    mel_cfg = section(params, "mels", MelsConfig, defaults=not args.params).mel
     for name in ("detector", "batch_size", "device", "long_audio", "chunk_frames", "reference_every"):
         value = getattr(args, name)
         if value is not None:
@@ -96,7 +100,8 @@ def cmd_dub(args: argparse.Namespace) -> int:
     # a terminated run (SIGTERM) unwinds like Ctrl-C, so its temporary files are removed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        dubber = Dubber.from_checkpoints(args.checkpoint, args.silent_checkpoint, cfg, progress=not args.quiet)
+        dubber = Dubber.from_checkpoints(args.checkpoint, args.silent_checkpoint, cfg, progress=not args.quiet,
+                                         mel=mel_cfg)
         if args.pairs is not None:
             done = dubber.dub_pairs(args.pairs, log=lambda line: print(line, file=sys.stderr))
             failed = sum(isinstance(r, Exception) for _, r in done)

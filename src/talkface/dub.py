@@ -76,7 +76,6 @@ class DubConfig:
     preset: str = "fast"  # x264 speed/size trade-off
     audio_bitrate: str = "192k"  # AAC bitrate of the muxed speech
     min_decoded_ratio: float = 0.5  # fewer decoded frames than this share of duration*fps: truncated input
-    mel: MelConfig = dataclasses.field(default_factory=MelConfig)
 
 
 @dataclasses.dataclass
@@ -220,8 +219,9 @@ class Dubber:
     """Models, face detector and settings loaded once; `dub()` per (video, audio) pair."""
 
     def __init__(self, g_l: torch.nn.Module, g_s: torch.nn.Module | None, cfg: DubConfig | None = None,
-                 device: torch.device | str = "cpu", progress: bool = True):
+                 device: torch.device | str = "cpu", progress: bool = True, mel: MelConfig | None = None):
         self.cfg = cfg or DubConfig()
+        self.mel_cfg = mel or MelConfig()  # the mel parameters the generators were trained with (params `mels.mel`)
         if self.cfg.long_audio not in ("loop", "hold"):
             raise DubError(f"long_audio must be 'loop' or 'hold', got {self.cfg.long_audio!r}")
         self.device = torch.device(device)
@@ -235,16 +235,16 @@ class Dubber:
                 self.g_s = self.g_s.to(memory_format=torch.channels_last)
         self.detector = self._make_detector()
         self.progress = progress
-        silence = melspectrogram(np.zeros(self.cfg.mel.sample_rate, np.float32), self.cfg.mel)
+        silence = melspectrogram(np.zeros(self.mel_cfg.sample_rate, np.float32), self.mel_cfg)
         self.silent_mel = torch.from_numpy(np.ascontiguousarray(silence[:16].T)).to(self.device)  # [80, 16]
 
     @classmethod
     def from_checkpoints(cls, checkpoint=None, silent_checkpoint=None, cfg: DubConfig | None = None,
-                         progress: bool = True) -> "Dubber":
+                         progress: bool = True, mel: MelConfig | None = None) -> "Dubber":
         cfg = cfg or DubConfig()
         device = resolve_device(cfg.device)
         g_l, g_s = load_generators(checkpoint, silent_checkpoint, device)
-        return cls(g_l, g_s, cfg, device, progress)
+        return cls(g_l, g_s, cfg, device, progress, mel)
 
     def _make_detector(self):
         name = resolve_detector(self.cfg.detector, self.cfg.detect)
@@ -281,7 +281,7 @@ class Dubber:
         last = len(mel) - 16
         out = np.empty((self.k, 1, mel.shape[1], 16), np.float32)
         for i in range(self.k):
-            s = min(max(mel_start(start + i - self.k // 2, self.cfg.fps, self.cfg.mel.frames_per_second), 0), last)
+            s = min(max(mel_start(start + i - self.k // 2, self.cfg.fps, self.mel_cfg.frames_per_second), 0), last)
             out[i, 0] = mel[s: s + 16].T
         return out
 
@@ -454,11 +454,11 @@ class Dubber:
         t0 = time.perf_counter()
         video, audio, out = Path(video), Path(audio), Path(out)
         vinfo, ainfo = self.check_inputs(video, audio, out)
-        wav = read_audio(audio, self.cfg.mel.sample_rate, ainfo)
-        audio_seconds = len(wav) / self.cfg.mel.sample_rate
-        mel = melspectrogram(wav, self.cfg.mel)
+        wav = read_audio(audio, self.mel_cfg.sample_rate, ainfo)
+        audio_seconds = len(wav) / self.mel_cfg.sample_rate
+        mel = melspectrogram(wav, self.mel_cfg)
         if len(mel) < 16:  # under 0.2 s: pad with the silence floor to one window
-            mel = np.concatenate([mel, np.full((16 - len(mel), mel.shape[1]), -self.cfg.mel.max_abs_value,
+            mel = np.concatenate([mel, np.full((16 - len(mel), mel.shape[1]), -self.mel_cfg.max_abs_value,
                                                np.float32)])
         del wav
         n_audio = int(np.ceil(audio_seconds * self.cfg.fps - 1e-6))

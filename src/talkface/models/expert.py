@@ -97,7 +97,8 @@ def _registry() -> dict[str, tuple[type, type]]:
 
 
 def build_expert(name: str, cfg: Any = None) -> SyncExpert:
-    """A fresh expert by name ("syncnet" | "avsyncnet"); cfg: its config dataclass, a dict of fields, or None."""
+    """A fresh expert by name ("syncnet" | "avsyncnet"); cfg: its config dataclass, a dict of fields (the others keep
+    their defaults), or None."""
     from ..config import build
 
     registry = _registry()
@@ -107,7 +108,7 @@ def build_expert(name: str, cfg: Any = None) -> SyncExpert:
     if cfg is None:
         cfg = cfg_cls()
     elif isinstance(cfg, dict):
-        cfg = build(cfg_cls, cfg, name)
+        cfg = build(cfg_cls, cfg, name, defaults=True)
     elif not isinstance(cfg, cfg_cls):
         raise TypeError(f"{name}: config must be {cfg_cls.__name__} or dict, got {type(cfg).__name__}")
     return model_cls(cfg)
