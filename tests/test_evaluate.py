@@ -18,7 +18,7 @@ from talkface.evaluate import (
 )
 from talkface.metrics import NotAvailable
 from talkface.models import Generator, GeneratorConfig, SyncNetConfig, build_expert, save_expert
-from talkface.models.syncnet import AudioEncoder
+from talkface.models.layers import AudioEncoder
 
 S = 32  # face size of the tiny store (the generator halves it down to 4)
 

@@ -18,7 +18,7 @@ from talkface.models import DiscriminatorConfig, GeneratorConfig, SyncNet, SyncN
 from talkface.models.avhubert import AVHubert, AVHubertArch
 from talkface.models.generator import Generator
 from talkface.models.generator_io import (expert_audio_spec, joint_audio_spec, load_generator, save_generator)
-from talkface.models.syncnet import AudioEncoder
+from talkface.models.layers import AudioEncoder
 from talkface.train.generator import (SILENCE, AVHubertSync, ClipContext, GeneratorTask, GeneratorTrainConfig,
                                       build_task, lip_rois, mask_lower_half, roi_matrices, silent_mels)
 from talkface.train.loop import Loop, LoopConfig

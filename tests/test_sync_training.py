@@ -254,8 +254,10 @@ def test_stage_script_writes_its_outputs(tmp_path, monkeypatch):
     loop = dict(steps=2, batch_size=4, eval_every=2, eval_batches=1, log_every=1, checkpoint_every=1, device="cpu")
     analysis = dict(stats_windows=4, curve_windows=4, robustness_windows=4, shift_pixels=[0.0, 4.0],
                     shear_degrees=[0.0], rotation_degrees=[10.0], offset_windows=4, max_offset=5, batch_size=4)
-    params = {"windows": {"k": 5}, "avsyncnet": {"preset": "small", "model": _tiny_avsyncnet_cfg(), "lr": 1e-3,
-                                                  "loop": loop, "analysis": analysis}}
+    from conftest import params_with
+
+    params = params_with({"avsyncnet": {"preset": "small", "model": _tiny_avsyncnet_cfg(), "lr": 1e-3,
+                                        "loop": loop, "analysis": analysis}})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TALKFACE_TRACKING", "0")

@@ -27,27 +27,3 @@ class NotAvailable:
 
     def __bool__(self) -> bool:  # `if result:` reads as "is there a value"
         return False
-
-
-from ..faces.mouth_roi import MouthROIConfig  # noqa: E402  (light: numpy + OpenCV)
-
-
-@dataclasses.dataclass
-class MetricsConfig:
-    """What the evaluate stage needs to compute every metric (params.yaml section of its choosing).
-
-    Weight paths: "" means "look in the torch hub cache" (FID Inception, syncnet_v2) or "none" (AV-HuBERT); a metric
-    whose weights are missing is recorded as not available.
-    """
-
-    fid_weights: str = ""                 # pt_inception-2015-12-05-6726825d.pth
-    fid_batch_size: int = 50
-    syncnet_v2_weights: str = ""          # syncnet_v2.model
-    lse_vshift: int = 15
-    lse_batch_size: int = 20
-    lse_fallback_expert: bool = True      # without syncnet_v2: our sync expert, labelled, never mixed
-    avhubert_checkpoint: str = ""         # e.g. the lip-reading fine-tuned base_vox_433h.pt (P2)
-    psnr_max_db: float | None = None      # None: identical frames give +inf and are left out of the mean
-    ifc_norm: str = "rms"                 # rms | l2 | mean_abs (temporal.py)
-    lmd_eval_size: int = 96               # LMD is reported in pixels of a crop this size
-    mouth_roi: MouthROIConfig = dataclasses.field(default_factory=MouthROIConfig)

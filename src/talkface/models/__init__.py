@@ -2,9 +2,11 @@
 
 from .avsyncnet import AVSYNCNET_PRESETS, AVSyncNet, AVSyncNetConfig
 from .discriminator import Discriminator, DiscriminatorConfig
-from .expert import SyncExpert, build_expert, load_expert, save_expert
+from .expert import SyncExpert
+from .expert_io import build_expert, load_expert, save_expert
 from .generator import Generator, GeneratorConfig
-from .syncnet import AudioEncoder, SyncNet, SyncNetConfig
+from .layers import AudioEncoder
+from .syncnet import SyncNet, SyncNetConfig
 from .vgg import VGG19Features
 
 __all__ = [

@@ -47,10 +47,12 @@ from ..losses import (LossConfig, PerceptualLoss, adaptive_triplet_loss, avhuber
                       weighted_total)
 from ..metrics.image import mean_finite, psnr, ssim
 from ..models.discriminator import Discriminator, DiscriminatorConfig
-from ..models.expert import MEL_BANDS, MEL_STEPS, SyncExpert, load_expert
+from ..models.expert import SyncExpert
+from ..models.expert_io import load_expert
+from ..models.layers import MEL_BANDS, MEL_STEPS
 from ..models.generator import Generator, GeneratorConfig
 from ..models.generator_io import expert_audio_spec, joint_audio_spec, load_generator, save_generator
-from ..models.syncnet import AudioEncoder
+from ..models.layers import AudioEncoder
 from ..weights import WeightsNotAvailable
 from .loop import Loop, LoopConfig, Task
 
