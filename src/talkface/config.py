@@ -105,8 +105,10 @@ def section(params: dict[str, Any], name: str, cls: type[T], passed: dict[str, A
     for dotted, value in (passed or {}).items():
         *parents, leaf = dotted.split(".")
         node = values
-        for key in parents:
-            node = node.setdefault(key, {})
+        for i, key in enumerate(parents):
+            if key not in node:
+                raise ConfigError(f"missing key '{'.'.join([name, *parents[:i + 1]])}'")
+            node = node[key]
             if not isinstance(node, dict):
                 raise ConfigError(f"{name}.{dotted}: '{key}' is not a mapping")
         if leaf in node:
