@@ -14,6 +14,10 @@ reported as `NotAvailable(reason)`, never as a number.
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,3 +31,20 @@ class NotAvailable:
 
     def __bool__(self) -> bool:  # `if result:` reads as "is there a value"
         return False
+
+
+def json_safe(x: Any) -> Any:
+    """A metrics dict with every non-finite float replaced by "not available: not finite" (JSON has no NaN)."""
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, float) and not math.isfinite(x):
+        return "not available: not finite"
+    return x
+
+
+def write_metrics(path: Path, data: dict) -> dict:
+    """Write a metrics JSON file (`json_safe`), creating its folder; returns what was written."""
+    data = json_safe(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return data
