@@ -43,8 +43,12 @@ sys.path.insert(0, str(ROOT / "src"))
 from talkface.data.mel import mel_start, melspectrogram  # noqa: E402
 from talkface.dub import DubConfig, Dubber, _even, _mux, _prefetch, track_all  # noqa: E402
 from talkface.faces.crop import crop_frames  # noqa: E402
-from talkface.media import ffmpeg_exe, iter_frames, probe, read_audio, write_video  # noqa: E402
-from talkface.models import AudioEncoder, Generator, GeneratorConfig  # noqa: E402
+from talkface.media.decode import iter_frames, read_audio  # noqa: E402
+from talkface.media.encode import write_video  # noqa: E402
+from talkface.media.ffmpeg_bin import ffmpeg_exe  # noqa: E402
+from talkface.media.probe import probe  # noqa: E402
+from talkface.models.generator import Generator, GeneratorConfig  # noqa: E402
+from talkface.models.layers import AudioEncoder  # noqa: E402
 
 import cv2  # noqa: E402
 
@@ -251,7 +255,8 @@ def peak_rss(seconds: int, sample: Path, audio: Path, device: str, workdir: Path
     code = (
         "import sys, json, time, resource, torch; sys.path.insert(0, %r)\n"
         "from talkface.dub import DubConfig, Dubber\n"
-        "from talkface.models import AudioEncoder, Generator, GeneratorConfig\n"
+        "from talkface.models.generator import Generator, GeneratorConfig\n"
+        "from talkface.models.layers import AudioEncoder\n"
         "g = lambda: Generator(GeneratorConfig(width=%d, max_width=%d), AudioEncoder(32, 512)).eval()\n"
         "d = Dubber(g(), g(), DubConfig(detector='haar', device=%r), %r, progress=True)\n"
         "r = d.dub(%r, %r, %r)\n"
