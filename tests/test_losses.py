@@ -12,7 +12,8 @@ from talkface.config import ConfigError, section
 from talkface.losses import (LossConfig, PerceptualLoss, adaptive_triplet_loss, avhubert_sync_loss, expert_bce_loss,
                              expert_sync_loss, face_region, gan_discriminator_loss, gan_generator_loss,
                              pixel_distance, pixel_loss, plain_sync_loss, stabilized_sync_loss, weighted_total)
-from talkface.models import SyncNet, SyncNetConfig, VGG19Features
+from talkface.models.syncnet import SyncNet, SyncNetConfig
+from talkface.models.vgg import VGG19Features
 
 torch.set_num_threads(1)
 
