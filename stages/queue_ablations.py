@@ -4,6 +4,8 @@
     python stages/queue_ablations.py --only A,E,G     # a subset
     python stages/queue_ablations.py --avhubert /path/to/base_vox_433h.pt   # also the three AV-HuBERT presets
     python stages/queue_ablations.py --run --jobs 1   # queue, then `dvc exp run --run-all`
+    python stages/queue_ablations.py --export         # metrics/experiments.json (`dvc exp show --json`): the report's
+                                                      # ablation table; then `dvc repro report`
     dvc exp show --only-changed                       # the table
 
 Each preset is a set of `-S` overrides of params.yaml keys, applied on top of the workspace's params.yaml; unchanged
@@ -85,6 +87,22 @@ def commands(names: list[str], avhubert: str | None) -> tuple[list[list[str]], l
     return out, skipped
 
 
+EXPERIMENTS_JSON = "metrics/experiments.json"  # report.experiments_json of the default pipeline
+
+
+def export(path: str = EXPERIMENTS_JSON, run=subprocess.run) -> int:
+    """Write `dvc exp show --json` (every experiment with its params and metrics) to `path`, the file the report's
+    ablation table reads; returns the number of experiments. Not inside `dvc repro` (the repository lock is held)."""
+    import json
+    from pathlib import Path
+
+    out = run(["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True).stdout
+    data = json.loads(out)  # fails loudly on anything but JSON
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=1) + "\n")
+    return sum(len(e.get("experiments") or []) for e in data) if isinstance(data, list) else 0
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", default="", help="comma-separated preset names (default: all)")
@@ -92,7 +110,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--run", action="store_true", help="run the queue afterwards (dvc exp run --run-all)")
     ap.add_argument("--jobs", type=int, default=1, help="parallel queue workers for --run")
     ap.add_argument("--dry-run", action="store_true", help="print the commands only")
+    ap.add_argument("--export", action="store_true",
+                    help=f"only write {EXPERIMENTS_JSON} from `dvc exp show --json` (the report's ablation table)")
     args = ap.parse_args(argv)
+    if args.export:
+        n = export()
+        print(f"[ablations] {EXPERIMENTS_JSON}: {n} experiment(s); `dvc repro report` puts them in the report")
+        return
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(PRESETS) + list(NOT_AVAILABLE)
     cmds, skipped = commands(names, args.avhubert or None)
     for line in skipped:

@@ -134,3 +134,35 @@ def script_imports(path: Path, src: Path) -> set[str]:
     """Package modules a script outside the package (a stage) imports."""
     known = modules(src)
     return imports_of(path, "__script__", known)
+
+
+def stage_code(script: Path, root: Path) -> list[str]:
+    """Repository-relative files a stage script runs: itself, the local modules it imports (stages/_bootstrap.py) and
+    every package module reached from its imports, with the package __init__ files Python runs on the way."""
+    src = root / "src"
+    graph = executed_graph(import_graph(src))
+    known = modules(src)
+    files = {script}
+    for local in ast.walk(ast.parse(script.read_text())):  # `import _bootstrap`: a sibling module of the script
+        if isinstance(local, ast.Import):
+            for alias in local.names:
+                sibling = script.parent / f"{alias.name}.py"
+                if sibling.is_file():
+                    files.add(sibling)
+    reached = closure(graph, {m for m in script_imports(script, src) for m in [m]} |
+                      {p for m in script_imports(script, src) for p in executed_graph({m: set()})[m]})
+    files |= {known[m] for m in reached}
+    return sorted(str(f.relative_to(root)) for f in files)
+
+
+if __name__ == "__main__":  # the code deps of every stage script, as dvc.yaml must list them
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    scripts = [Path(a) for a in sys.argv[1:]] or sorted((root / "stages").glob("*.py"))
+    for script in scripts:
+        if script.name.startswith("_") or script.name == "queue_ablations.py":
+            continue
+        print(f"{script.relative_to(root) if script.is_absolute() else script}:")
+        for f in stage_code(script.resolve(), root):
+            print(f"  - {f}")

@@ -223,7 +223,7 @@ def load_experiments(cfg: ReportConfig, root: Path, doc: Document) -> list[dict]
     if data is None:
         if not cfg.run_dvc_exp_show:
             doc.note_missing(f"ablation: no experiments file {cfg.experiments_json or '(none configured)'}; "
-                             f"save one with `dvc exp show --json > {cfg.experiments_json or 'metrics/experiments.json'}`")
+                             "write it with `python stages/queue_ablations.py --export` (`dvc exp show --json`)")
         return None
     return tables.experiments_from_dvc_json(data)
 
