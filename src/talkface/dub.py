@@ -38,12 +38,13 @@ from .data.mel import MelConfig, melspectrogram
 from .devices import DeviceUnavailable, resolve_device
 from .dubbing import DubError
 from .dubbing.generate import DubWindow, LipSync, dub_windows
-from .dubbing.media_io import even_sides, mux, prefetch, read_pairs
+from .dubbing.media_io import even_sides, mux, read_pairs
+from .dubbing.timeline import output_timeline
 from .dubbing.tracking import StreamTracker
 from .faces.detect import DetectorConfig, make_detector, resolve_detector
-from .media.decode import iter_frames, read_audio
+from .media.decode import read_audio
 from .media.encode import write_video
-from .media.probe import NO_AUDIO, NO_VIDEO, TRUNCATED, UNREADABLE, MediaError, MediaInfo, probe
+from .media.probe import NO_AUDIO, NO_VIDEO, MediaError, MediaInfo, probe
 from .model_inputs import WindowConfig
 
 NO_CHECKPOINT = "no generator checkpoint: run `dvc repro` first or pass --checkpoint"
@@ -159,39 +160,6 @@ class Dubber:
 
     # -------------------------------------------------------------------------------------------- streaming
 
-    def _source(self, video: Path, info: MediaInfo, n_audio: int, tracker: "StreamTracker",
-                stats: dict) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        """Yield (frames uint8 [n, H, W, 3], raw boxes [n, 4] or None = detect them) along the output timeline:
-        the video once, then looped or held until the audio's last frame. Repeated frames reuse the raw detections
-        of the first pass (the tracker keeps them)."""
-        cfg = self.cfg
-        n_video, last = 0, None
-        for chunk in prefetch(iter_frames(video, self.fps, cfg.chunk_frames, info)):
-            n_video += len(chunk)
-            last = chunk[-1]
-            yield chunk, None
-        expected = info.duration * self.fps
-        if expected > 0 and n_video < cfg.min_decoded_ratio * expected:
-            raise MediaError(TRUNCATED, video, f"decoded {n_video} of ~{expected:.0f} frames")
-        stats["video_frames"] = n_video
-        t = n_video
-        while t < n_audio:
-            if cfg.long_audio == "hold":
-                n = min(cfg.chunk_frames, n_audio - t)
-                yield np.broadcast_to(last, (n, *last.shape)), np.repeat(tracker.raw[n_video - 1][None], n, 0)
-                t += n
-                continue
-            s = 0
-            for chunk in prefetch(iter_frames(video, self.fps, cfg.chunk_frames, info)):
-                chunk = chunk[: min(len(chunk), n_video - s, n_audio - t)]
-                if len(chunk) == 0:
-                    break
-                yield chunk, tracker.raw[s: s + len(chunk)].copy()
-                s += len(chunk)
-                t += len(chunk)
-            if s == 0:
-                raise MediaError(UNREADABLE, video, "second pass decoded no frame")
-
     def iter_dubbed(self, video: Path, info: MediaInfo, mel: np.ndarray, n_audio: int,
                     stats: dict) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """Yield (out frames uint8 [n, H, W, 3], input frames [n, H, W, 3], boxes [n, 4], dubbed bool [n]) along
@@ -229,7 +197,9 @@ class Dubber:
             yield from dub_windows(self.lips, todo, mel, ref_cache, stats, cfg.reference_every, cfg.feather,
                                    cfg.paste_region)
 
-        for frames, raw in self._source(video, info, n_audio, tracker, stats):
+        source = output_timeline(video, info, n_audio, tracker, stats, self.fps, cfg.chunk_frames, cfg.long_audio,
+                                 cfg.min_decoded_ratio)
+        for frames, raw in source:
             if raw is None:  # first pass: detect
                 n = len(frames)
                 if t_push < detect_until:

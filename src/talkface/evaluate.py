@@ -184,9 +184,17 @@ def evaluate(cfg: EvaluateConfig, outputs: EvaluateOutputs, root: str | Path = "
                          f"{skipped[0]['reason'] if skipped else 'empty split'})")
     # 3. write
     result: dict[str, Any] = group_results(per_clip, {g: scorers.fid if fid is None else fid.fid(g) for g in GROUPS})
+    result["run"] = run_summary(cfg, per_clip, skipped, gen_frames, gen_seconds, time.perf_counter() - t_start,
+                                device, scorers, gens.info)
+    write_outputs(out, result, per_clip, frame_rows, curves, samples)
+    return result
+
+
+def run_summary(cfg: EvaluateConfig, per_clip: dict, skipped: list, gen_frames: int, gen_seconds: float,
+                total: float, device: torch.device, scorers: Scorers, generator_info: dict) -> dict[str, Any]:
+    """eval.json's "run": what was evaluated, how fast, with which settings and scorers."""
     n_frames = sum(r["n_frames"] for r in per_clip["model"])
-    total = time.perf_counter() - t_start
-    result["run"] = {
+    return {
         "n_clips": len(per_clip["model"]), "n_frames": n_frames, "skipped": skipped,
         "generate_frames_per_s": gen_frames / gen_seconds if gen_seconds > 0 else None,
         "evaluate_frames_per_s": n_frames / total if total > 0 else None,
@@ -195,7 +203,7 @@ def evaluate(cfg: EvaluateConfig, outputs: EvaluateOutputs, root: str | Path = "
         "lmd_reference": cfg.lmd_reference, "lmd_eval_size": cfg.lmd_eval_size,
         "lse_official_scorer": None if isinstance(scorers.lse_official, NotAvailable) else scorers.lse_official.source,
         "lse_expert_scorer": None if isinstance(scorers.lse_expert, NotAvailable) else scorers.lse_expert.source,
-        "generator": gens.info,
+        "generator": generator_info,
         "groups": {
             "model": "G_L output vs ground truth",
             "ceiling": "ground truth vs itself (real-video LSE/AVSu; the others are identities)",
@@ -203,8 +211,6 @@ def evaluate(cfg: EvaluateConfig, outputs: EvaluateOutputs, root: str | Path = "
                       else "pose input: ground truth with the lower half masked"),
         },
     }
-    write_outputs(out, result, per_clip, frame_rows, curves, samples)
-    return result
 
 
 def sample_rows(gt: np.ndarray, gen: dict[str, np.ndarray], floor: np.ndarray, n: int) -> list[list[np.ndarray]]:

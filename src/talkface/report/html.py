@@ -315,6 +315,12 @@ def build_report(cfg: ReportConfig, root: str | Path = ".") -> Document:
             flat = tables._flatten(m)
             doc.table(tables.Table(["Metric", "Value"], [[k, _fmt(v)] for k, v in flat.items()],
                                    f"metrics/{stage}.json"))
+    for stage in ("silent", "generator"):  # the checks after training (stages analyse_silent / analyse_generator)
+        m = _read_json(metrics_dir / f"{stage}_analysis.json", doc, f"checks of {stage}")
+        if isinstance(m, dict):
+            flat = tables._flatten(m)
+            doc.table(tables.Table(["Check", "Value"], [[k, _fmt(v)] for k, v in flat.items()],
+                                   f"metrics/{stage}_analysis.json"))
     for f in figs.training_figures(plots_dir, fig_dir, cfg.dpi):
         doc.figure(f)
 

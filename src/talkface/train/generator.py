@@ -285,7 +285,7 @@ class GeneratorTask(Task):
 
 
 # ------------------------------------------------------------------------------------------------ building from files
-def build_task(cfg: GeneratorTrainConfig, train_set: WindowDataset | None = None, clips_dir: str | Path = "data/clips",
+def build_task(cfg: GeneratorTrainConfig, train_set: WindowDataset | None = None, clips_dir: str | Path | None = None,
                role: str = "generator") -> GeneratorTask:
     """Load every frozen helper the config names, with the offline policy: optional things are recorded in
     `task.notes` as "not available: <reason>"; a missing thing the config requires raises a one-line error."""
@@ -335,8 +335,9 @@ def build_task(cfg: GeneratorTrainConfig, train_set: WindowDataset | None = None
                                       f"(set {role}.avhubert_path)")
         from ..models.avhubert import load_avhubert_checkpoint
 
-        if train_set is None:
-            raise ValueError("the AV-HuBERT sync loss needs the training window dataset (for its clip context)")
+        if train_set is None or clips_dir is None:
+            raise ValueError("the AV-HuBERT sync loss needs the training window dataset and its clips_dir (for its "
+                             "clip context)")
         digests["avhubert"] = file_digest(cfg.avhubert_path)
         context = ClipContext(clips_dir, train_set.clip_ids, cfg.window.k, cfg.avhubert_context)
         avhubert = AVHubertSync(load_avhubert_checkpoint(cfg.avhubert_path), context, lc.sync_kind, lc.sync_clamp_min)
