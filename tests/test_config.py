@@ -68,3 +68,23 @@ def test_get_by_dotted_key():
     assert get({"crop": {"size": 96}}, "crop.size") == 96
     with pytest.raises(ConfigError, match=r"^missing key 'crop\.size'$"):
         get({"crop": {}}, "crop.size")
+
+
+def test_dub_settings_from_a_params_file_are_strict_and_share_the_training_windows():
+    import copy
+
+    from talkface.cli import dub_config
+    from talkface.config import load_params
+
+    params = load_params(ROOT / "params.yaml")
+    cfg = dub_config(params)
+    assert cfg.window.fps == params["media"]["fps"] and cfg.window.k == params["windows"]["k"]
+    assert cfg.mel.sample_rate == params["media"]["sample_rate"] and cfg.window.mel_fps == cfg.mel.frames_per_second
+    broken = copy.deepcopy(params)
+    del broken["dub"]["crf"]
+    with pytest.raises(ConfigError, match=r"^missing key 'dub\.crf'$"):
+        dub_config(broken)
+    twice = copy.deepcopy(params)
+    twice["dub"]["window"] = {"k": 5}
+    with pytest.raises(ConfigError, match="passed down"):
+        dub_config(twice)
