@@ -41,10 +41,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from talkface.data.mel import mel_start, melspectrogram  # noqa: E402
-from talkface.dub import DubConfig, Dubber, _even, _mux, _prefetch, track_all  # noqa: E402
+from talkface.dub import DubConfig, Dubber  # noqa: E402
+from talkface.dubbing.media_io import even_sides, mux, prefetch  # noqa: E402
+from talkface.dubbing.tracking import track_all  # noqa: E402
 from talkface.faces.crop import crop_frames  # noqa: E402
-from talkface.media import ffmpeg_exe, iter_frames, probe, read_audio, write_video  # noqa: E402
-from talkface.models import AudioEncoder, Generator, GeneratorConfig  # noqa: E402
+from talkface.media.decode import iter_frames, read_audio  # noqa: E402
+from talkface.media.encode import write_video  # noqa: E402
+from talkface.media.ffmpeg_bin import ffmpeg_exe  # noqa: E402
+from talkface.media.probe import probe  # noqa: E402
+from talkface.models.generator import Generator, GeneratorConfig  # noqa: E402
+from talkface.models.layers import AudioEncoder  # noqa: E402
 
 import cv2  # noqa: E402
 
@@ -131,10 +137,10 @@ class Wav2LipWay:
         cfg = self.cfg
         info = probe(video)
         mel = melspectrogram(read_audio(audio, 16000))
-        n_audio = int(np.ceil(len(mel) / 80 * cfg.fps - 1e-6))
+        n_audio = int(np.ceil(len(mel) / 80 * cfg.window.fps - 1e-6))
         # Wav2Lip detects on every frame first (its frames are all in memory); here: detections, then a second decode
         raw = []
-        for chunk in _prefetch(iter_frames(video, cfg.fps, cfg.chunk_frames, info)):
+        for chunk in prefetch(iter_frames(video, cfg.window.fps, cfg.chunk_frames, info)):
             raw += [d.box if d is not None else [np.nan] * 4 for d in self.detector.detect(np.ascontiguousarray(chunk))]
         boxes, found = track_all(np.array(raw, np.float32), info.width, info.height, cfg.pads, cfg.smooth_window,
                                  cfg.smooth_method, cfg.max_gap)
@@ -143,7 +149,7 @@ class Wav2LipWay:
         def frames():
             t, pend = 0, []
             while t < n_audio:  # loop the video, as Wav2Lip does (frame i % len)
-                for chunk in _prefetch(iter_frames(video, cfg.fps, cfg.chunk_frames, info)):
+                for chunk in prefetch(iter_frames(video, cfg.window.fps, cfg.chunk_frames, info)):
                     for frame in chunk:
                         if t >= n_audio:
                             break
@@ -158,8 +164,8 @@ class Wav2LipWay:
                 yield from self._batch(pend, boxes, found, mel, n_video)
 
         tmp = out.with_name(out.stem + ".video.mp4")
-        write_video(tmp, frames(), cfg.fps, crf=cfg.crf, preset=cfg.preset, threads=0)
-        _mux(tmp, audio, out, cfg.audio_bitrate)
+        write_video(tmp, frames(), cfg.window.fps, crf=cfg.crf, preset=cfg.preset, threads=0)
+        mux(tmp, audio, out, cfg.audio_bitrate)
         tmp.unlink()
         return n_audio
 
@@ -171,11 +177,11 @@ class Wav2LipWay:
             sel = np.flatnonzero(ok)
             crops = crop_frames(np.stack([out[i] for i in sel]), boxes[idx[sel]], 96)
             last = len(mel) - 16
-            mels = np.stack([mel[min(mel_start(pend[i][0]), last):][:16].T for i in sel])
+            mels = np.stack([mel[min(mel_start(pend[i][0], 25, 80), last):][:16].T for i in sel])
             for i, p in zip(sel, self.generate(crops, mels)):
                 x0, y0, x1, y1 = boxes[idx[i]].astype(int)
                 out[i][y0:y1, x0:x1] = cv2.resize(p, (x1 - x0, y1 - y0))
-        yield _even(np.stack(out))
+        yield even_sides(np.stack(out))
 
 
 # ------------------------------------------------------------------------------------------------ timing
@@ -251,7 +257,8 @@ def peak_rss(seconds: int, sample: Path, audio: Path, device: str, workdir: Path
     code = (
         "import sys, json, time, resource, torch; sys.path.insert(0, %r)\n"
         "from talkface.dub import DubConfig, Dubber\n"
-        "from talkface.models import AudioEncoder, Generator, GeneratorConfig\n"
+        "from talkface.models.generator import Generator, GeneratorConfig\n"
+        "from talkface.models.layers import AudioEncoder\n"
         "g = lambda: Generator(GeneratorConfig(width=%d, max_width=%d), AudioEncoder(32, 512)).eval()\n"
         "d = Dubber(g(), g(), DubConfig(detector='haar', device=%r), %r, progress=True)\n"
         "r = d.dub(%r, %r, %r)\n"
@@ -279,7 +286,7 @@ def before_after_grid(video: Path, audio: Path, out_png: Path, seconds: float = 
     dubber, label = ours_dubber(cfg, torch.device("cpu"), None)
     info = probe(video)
     wav = read_audio(audio, 16000)[: int(seconds * 16000)]
-    n_audio = int(np.ceil(len(wav) / 16000 * cfg.fps - 1e-6))
+    n_audio = int(np.ceil(len(wav) / 16000 * cfg.window.fps - 1e-6))
     stats: dict = {}
     blocks = [b for b in dubber.iter_dubbed(video, info, melspectrogram(wav), n_audio, stats)]
     out, src, boxes, dubbed = (np.concatenate([b[i] for b in blocks])[:n_audio] for i in range(4))

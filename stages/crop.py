@@ -6,17 +6,22 @@ import dataclasses
 from pathlib import Path
 
 import _bootstrap  # noqa: F401  (this checkout's src/ on sys.path)
-from talkface.config import load_params, section  # noqa: E402
+from talkface.config import get, load_params, section  # noqa: E402
 from talkface.data.prepare import CropConfig, prepare, summary  # noqa: E402
 from talkface.data.store import SourceError  # noqa: E402
 from talkface.faces.detect import FaceDetectorUnavailable  # noqa: E402
+from talkface.pipeline_params import fps, sample_rate  # noqa: E402
 from talkface.tracking import stage_run  # noqa: E402
 
 
+def configs(params: dict) -> tuple[CropConfig, str]:
+    """`crop`, resampling to the clip store's rates (`media`), and the source it crops (`fetch.source`)."""
+    cfg = section(params, "crop", CropConfig, passed={"fps": fps(params), "sample_rate": sample_rate(params)})
+    return cfg, str(get(params, "fetch.source"))
+
+
 def main() -> None:
-    params = load_params()
-    cfg = section(params, "crop", CropConfig)
-    source = params.get("fetch", {}).get("source", "")
+    cfg, source = configs(load_params())
     with stage_run("crop", dataclasses.asdict(cfg)) as run:
         try:
             manifest = prepare(Path("data/raw"), Path("data/clips"), Path("data/splits"), cfg, source=source)

@@ -8,11 +8,17 @@ from pathlib import Path
 import _bootstrap  # noqa: F401  (this checkout's src/ on sys.path)
 from talkface.config import load_params, section  # noqa: E402
 from talkface.data.mel_store import MelsConfig, write_mels  # noqa: E402
+from talkface.pipeline_params import sample_rate  # noqa: E402
 from talkface.tracking import stage_run  # noqa: E402
 
 
+def configs(params: dict) -> MelsConfig:
+    """`mels` at the clip store's sample rate (`media.sample_rate`)."""
+    return section(params, "mels", MelsConfig, passed={"mel.sample_rate": sample_rate(params)})
+
+
 def main() -> None:
-    cfg = section(load_params(), "mels", MelsConfig)
+    cfg = configs(load_params())
     with stage_run("mels", dataclasses.asdict(cfg)) as run:
         summary = write_mels(Path("data/clips"), Path("data/mels"), cfg)
         run.log_metrics(summary)

@@ -4,6 +4,8 @@
     python stages/queue_ablations.py --only A,E,G     # a subset
     python stages/queue_ablations.py --avhubert /path/to/base_vox_433h.pt   # also the three AV-HuBERT presets
     python stages/queue_ablations.py --run --jobs 1   # queue, then `dvc exp run --run-all`
+    python stages/queue_ablations.py --export         # metrics/experiments.json (`dvc exp show --json`): the report's
+                                                      # ablation table; then `dvc repro report`
     dvc exp show --only-changed                       # the table
     python stages/queue_ablations.py --paper all --lrs2 /data/LRS2 --dry-run   # the papers' setup (PAPER_SETUP)
 
@@ -150,6 +152,22 @@ def commands(names: list[str], avhubert: str | None) -> tuple[list[list[str]], l
     return out, skipped
 
 
+EXPERIMENTS_JSON = "metrics/experiments.json"  # report.experiments_json of the default pipeline
+
+
+def export(path: str = EXPERIMENTS_JSON, run=subprocess.run) -> int:
+    """Write `dvc exp show --json` (every experiment with its params and metrics) to `path`, the file the report's
+    ablation table reads; returns the number of experiments. Not inside `dvc repro` (the repository lock is held)."""
+    import json
+    from pathlib import Path
+
+    out = run(["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True).stdout
+    data = json.loads(out)  # fails loudly on anything but JSON
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=1) + "\n")
+    return sum(len(e.get("experiments") or []) for e in data) if isinstance(data, list) else 0
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", default="", help="comma-separated preset names (default: all)")
@@ -160,7 +178,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--paper", default="", help="queue the papers' setup instead: syncnet,avsyncnet,silent,generator "
                                                 "or all (PAPER_SETUP), on the workspace's data unless --lrs2 is given")
     ap.add_argument("--lrs2", default="", help="with --paper: train on this LRS2 root with FAN crops")
+    ap.add_argument("--export", action="store_true",
+                    help=f"only write {EXPERIMENTS_JSON} from `dvc exp show --json` (the report's ablation table)")
     args = ap.parse_args(argv)
+    if args.export:
+        n = export()
+        print(f"[ablations] {EXPERIMENTS_JSON}: {n} experiment(s); `dvc repro report` puts them in the report")
+        return
     if args.paper:
         models = list(PAPER_SETUP) if args.paper == "all" else [m.strip() for m in args.paper.split(",") if m.strip()]
         cmds, skipped = [paper_command(models, args.lrs2 or None)], []

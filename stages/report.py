@@ -12,8 +12,12 @@ from talkface.report.html import ReportConfig, build_report, write_report  # noq
 from talkface.tracking import stage_run  # noqa: E402
 
 
+def configs(params: dict) -> ReportConfig:
+    return section(params, "report", ReportConfig)
+
+
 def main() -> None:
-    cfg = section(load_params(), "report", ReportConfig)
+    cfg = configs(load_params())
     with stage_run("report", dataclasses.asdict(cfg)) as run:
         doc = build_report(cfg)
         md, page = write_report(doc, Path(cfg.out_dir))

@@ -17,20 +17,25 @@ import pandas as pd  # noqa: E402
 
 from talkface.analysis.sync_analysis import analyse_expert  # noqa: E402
 from talkface.config import load_params, section  # noqa: E402
-from talkface.data.windows import WindowConfig, read_split  # noqa: E402
-from talkface.models import save_expert  # noqa: E402
+from talkface.data.windows import read_split  # noqa: E402
+from talkface.models.expert_io import save_expert  # noqa: E402
+from talkface.model_inputs import window_params  # noqa: E402
+from talkface.pipeline_params import k  # noqa: E402
 from talkface.tracking import stage_run  # noqa: E402
 from talkface.train.sync import (CONFIGS, count_parameters, curve_rows, train_expert, train_summary,  # noqa: E402
                                  window_datasets)
+
+
+def configs(params: dict, name: str):
+    """Section `name`, its model's k passed down from `windows.k`, and the windows (`pipeline_params`)."""
+    return section(params, name, CONFIGS[name], passed={"model.k": k(params)}), window_params(params)
 
 
 def main(argv: list[str]) -> None:
     if len(argv) != 2 or argv[1] not in CONFIGS:
         sys.exit(f"usage: python stages/train_expert.py {'|'.join(CONFIGS)}")
     name = argv[1]
-    params = load_params()
-    cfg = section(params, name, CONFIGS[name])
-    window = section(params, "windows", WindowConfig)
+    cfg, window = configs(load_params(), name)
     ids = {split: read_split(Path("data/splits") / f"{split}.txt") for split in ("train", "val", "test")}
     if not ids["train"]:
         sys.exit(f"[train_{name}] data/splits/train.txt is empty")

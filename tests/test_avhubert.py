@@ -13,8 +13,10 @@ from talkface.faces.mouth_roi import (MouthROIConfig, REFERENCE_STABLE_POINTS_25
 from talkface.media.mfcc import int16_scale, logfbank
 from talkface.models.avhubert import (ARCHS, AVHubert, AVHubertArch, EncoderLayer, FINETUNED_PREFIX, SelfAttention,
                                       WeightNormConv1d, audio_features, avhubert_from_state, load_avhubert_checkpoint,
-                                      read_fairseq_checkpoint, reference_keys)
+                                      read_fairseq_checkpoint)
 from talkface.weights import WeightsNotAvailable
+
+from avhubert_reference import reference_keys
 
 TINY = AVHubertArch(embed_dim=32, layers=2, ffn_dim=64, heads=4, conv_pos=8, conv_pos_groups=4)
 

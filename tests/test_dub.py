@@ -13,10 +13,15 @@ import pytest
 import torch
 
 from talkface import cli
-from talkface.dub import NO_CHECKPOINT, Dubber, DubConfig, StreamTracker, gap_mask, track_all
+from talkface.dub import NO_CHECKPOINT, Dubber, DubConfig
+from talkface.dubbing.tracking import StreamTracker, gap_mask, track_all
 from talkface.faces.detect import Detection
-from talkface.media import ffmpeg_exe, probe, read_frames, write_video
-from talkface.models import AudioEncoder, Generator, GeneratorConfig
+from talkface.media.decode import read_frames
+from talkface.media.encode import write_video
+from talkface.media.ffmpeg_bin import ffmpeg_exe
+from talkface.media.probe import probe
+from talkface.models.generator import Generator, GeneratorConfig
+from talkface.models.layers import AudioEncoder
 from talkface.models.generator_io import joint_audio_spec, save_generator
 
 from conftest import real_samples_dir
@@ -82,11 +87,11 @@ def _dubber(cfg: DubConfig | None = None) -> Dubber:
 
 def _run(dubber: Dubber, video: Path, audio: Path, seconds: float | None = None):
     from talkface.data.mel import melspectrogram
-    from talkface.media import read_audio
+    from talkface.media.decode import read_audio
 
     info = probe(video)
     wav = read_audio(audio, 16000)
-    n_audio = int(np.ceil(len(wav) / 16000 * dubber.cfg.fps - 1e-6))
+    n_audio = int(np.ceil(len(wav) / 16000 * dubber.fps - 1e-6))
     stats: dict = {}
     blocks = list(dubber.iter_dubbed(video, info, melspectrogram(wav), n_audio, stats))
     cat = [np.concatenate([b[i] for b in blocks]) for i in range(4)]

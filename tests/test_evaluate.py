@@ -12,15 +12,22 @@ import pytest
 import torch
 
 from talkface.data.mel import melspectrogram
-from talkface.evaluate import (
-    GROUPS, LSE_EXPERT_KEYS, METRIC_KEYS, EvaluateConfig, Generators, Scorers, evaluate, floor_frames,
-    identity_start, mel_window, window_starts,
-)
+from pathlib import Path
+
+from talkface.evaluate import EvaluateConfig, EvaluateOutputs, Generators, Scorers, evaluate
+from talkface.evaluation.generate import floor_frames, window_starts
+from talkface.evaluation.score import GROUPS, LSE_EXPERT_KEYS, METRIC_KEYS
 from talkface.metrics import NotAvailable
-from talkface.models import Generator, GeneratorConfig, SyncNetConfig, build_expert, save_expert
-from talkface.models.syncnet import AudioEncoder
+from talkface.model_inputs import WindowConfig, evaluation_reference, mel_window
+from talkface.models.expert_io import build_expert, save_expert
+from talkface.models.generator import Generator, GeneratorConfig
+from talkface.models.syncnet import SyncNetConfig
+from talkface.models.layers import AudioEncoder
 
 S = 32  # face size of the tiny store (the generator halves it down to 4)
+OUTPUTS = EvaluateOutputs(eval_json=Path("metrics/eval.json"), per_clip_csv=Path("metrics/eval_per_clip.csv"),
+                          frames_csv=Path("plots/eval_frames.csv"), lse_curves_csv=Path("plots/eval_lse_offsets.csv"),
+                          samples_png=Path("plots/eval_samples.png"), videos_dir=Path("data/eval/videos"))
 
 
 @pytest.fixture(autouse=True)
@@ -83,18 +90,19 @@ def test_windows_tile_the_clip_and_references_do_not_overlap():
     with pytest.raises(ValueError):
         window_starts(4, 5)
     for f in window_starts(23, 5):
-        g = identity_start("c1", f, 23, 5, seed=0)
+        g = evaluation_reference("c1", f, 23, 5, seed=0)
         assert 0 <= g <= 18 and (g + 5 <= f or g >= f + 5)
-        assert g == identity_start("c1", f, 23, 5, seed=0)  # deterministic
-    draws = {identity_start("c1", 0, 60, 5, seed=s) for s in range(10)}
+        assert g == evaluation_reference("c1", f, 23, 5, seed=0)  # deterministic
+    draws = {evaluation_reference("c1", 0, 60, 5, seed=s) for s in range(10)}
     assert len(draws) > 1  # seed-dependent
 
 
 def test_mel_window_alignment_and_edges():
     mel = np.repeat(np.arange(40, dtype=np.float32)[:, None], 80, axis=1)
-    assert mel_window(mel, 5)[0, 0].tolist() == list(range(16, 32))     # int(80*5/25) = 16
-    assert mel_window(mel, -2)[0, 0].tolist() == list(range(0, 16))     # clamped at the start
-    assert mel_window(mel, 10)[0, 0].tolist() == list(range(32, 40)) + [39] * 8  # edge-padded at the end
+    w = WindowConfig()
+    assert mel_window(mel, 5, w)[0, 0].tolist() == list(range(16, 32))     # int(80*5/25) = 16
+    assert mel_window(mel, -2, w)[0, 0].tolist() == list(range(0, 16))     # clamped at the start
+    assert mel_window(mel, 10, w)[0, 0].tolist() == list(range(24, 40))    # clamped at the end: moved inside
 
 
 def test_floor_frames():
@@ -111,7 +119,7 @@ def test_evaluate_from_checkpoints(store):
     mode = "auto"  # reads the G_L checkpoint's record of silent-lip training
     cfg = EvaluateConfig(landmarker="none", lmd_reference="store", batch_size=2, sample_clips=1, sample_frames=2,
                          device="cpu", silent_reference=mode)
-    result = evaluate(cfg, store)
+    result = evaluate(cfg, OUTPUTS, store)
     on_disk = json.loads((store / "metrics" / "eval.json").read_text())
     assert on_disk == json.loads(json.dumps(result))
     for group in GROUPS:
@@ -171,7 +179,7 @@ def test_evaluate_with_fid_avs_and_landmarks(store):
                       avhubert=avh, landmarker=_MeanLandmarker())
     (store / "data" / "splits" / "test.txt").write_text("c2\nc1\n")  # the shorter clip only (max_clips 1)
     cfg = EvaluateConfig(max_clips=1, write_videos=False, lmd_eval_size=64, device="cpu")
-    result = evaluate(cfg, store, gens=gens, scorers=scorers)
+    result = evaluate(cfg, OUTPUTS, store, gens=gens, scorers=scorers)
     ceil, model = result["ceiling"], result["model"]
     assert model["n_clips"] == 1
     gt = np.load(store / "data" / "clips" / "c2" / "frames.npy").astype(np.float64)
@@ -187,9 +195,9 @@ def test_evaluate_with_fid_avs_and_landmarks(store):
     assert model["FID"] > abs(ceil["FID"])
     assert "not available" in model["LSE-C"] and "not available" in model[LSE_EXPERT_KEYS[0]]
     # LMD known answer: every landmark moves by the change of mean intensity, in x and y, measured at 64 px (x2).
-    from talkface.evaluate import generate_clip
+    from talkface.evaluation.generate import generate_clip
 
     out = generate_clip(gens, gt.astype(np.uint8), np.load(store / "data" / "mels" / "c2.npy"), "c2", cfg.seed,
-                        cfg.batch_size, torch.device("cpu"))
+                        cfg.batch_size, torch.device("cpu"), cfg.window)
     diff = np.abs(out["generated"].astype(np.float64).mean(axis=(1, 2, 3)) - gt.mean(axis=(1, 2, 3)))
     assert model["LMD"] == pytest.approx(float(np.mean(math.sqrt(2) * diff * 2)), rel=1e-4)

@@ -14,13 +14,17 @@ from torch.utils.data import Dataset
 from talkface.analysis.leaking import landmark_opening, lip_leak, mouth_opening, pearson, silent_check
 from talkface.faces.mouth_roi import lip_input, mouth_rois
 from talkface.losses import LossConfig, pixel_loss, plain_sync_loss
-from talkface.models import DiscriminatorConfig, GeneratorConfig, SyncNet, SyncNetConfig
+from talkface.models.discriminator import DiscriminatorConfig
+from talkface.models.generator import GeneratorConfig
+from talkface.models.syncnet import SyncNet, SyncNetConfig
 from talkface.models.avhubert import AVHubert, AVHubertArch
 from talkface.models.generator import Generator
 from talkface.models.generator_io import (expert_audio_spec, joint_audio_spec, load_generator, save_generator)
-from talkface.models.syncnet import AudioEncoder
-from talkface.train.generator import (SILENCE, AVHubertSync, ClipContext, GeneratorTask, GeneratorTrainConfig,
-                                      build_task, lip_rois, mask_lower_half, roi_matrices, silent_mels)
+from talkface.models.layers import AudioEncoder
+from talkface.data.mel import MelConfig
+from talkface.model_inputs import pose_input, silent_mel
+from talkface.train.avhubert_sync import AVHubertSync, ClipContext, differentiable_lip_rois, roi_matrices
+from talkface.train.generator import GeneratorTask, GeneratorTrainConfig, build_task
 from talkface.train.loop import Loop, LoopConfig
 from talkface.weights import WeightsNotAvailable
 
@@ -36,7 +40,7 @@ class _Windows(Dataset):
     def __getitem__(self, i):
         g = torch.Generator().manual_seed(i)
         frames = torch.rand(K, 3, S, S, generator=g)
-        return {"frames": frames, "pose": mask_lower_half(frames), "identity": torch.rand(K, 3, S, S, generator=g),
+        return {"frames": frames, "pose": pose_input(frames), "identity": torch.rand(K, 3, S, S, generator=g),
                 "identity_silent": torch.rand(K, 3, S, S, generator=g),
                 "mel": torch.rand(1, 80, 16, generator=g) * 8 - 4,
                 "indiv_mels": torch.rand(K, 1, 80, 16, generator=g) * 8 - 4, "clip": 0, "start": 2}
@@ -87,9 +91,11 @@ def _flat(module):
 
 
 def test_silence_mel_is_the_floor_everywhere():
-    assert SILENCE == -4.0
-    m = silent_mels(3, K)
-    assert m.shape == (3, K, 1, 80, 16) and torch.all(m == -4.0)
+    m = silent_mel(MelConfig(), 16)
+    assert m.shape == (1, 80, 16) and np.all(m == -4.0)
+    assert np.all(silent_mel(MelConfig(max_abs_value=2.0), 16) == -2.0)  # from the configured mel parameters
+    task = _task(_cfg(sync_kind="none", perceptual=0.0))
+    assert torch.equal(task.silent_mel, torch.full((1, 80, 16), -4.0))
 
 
 def test_step_trains_generator_but_not_frozen_expert_or_silent_generator(tmp_path):
@@ -170,7 +176,7 @@ def test_silent_target_term_uses_silent_audio_and_closed_lips(tmp_path):
     gen = task.models["gen"].train()
     b = batch["pose"].shape[0]
     with torch.no_grad():  # one forward over both halves, as the task does (BatchNorm sees the joint batch)
-        both = gen(torch.cat([batch["pose"], mask_lower_half(batch["identity"])]),
+        both = gen(torch.cat([batch["pose"], pose_input(batch["identity"])]),
                    torch.cat([batch["identity"], batch["identity"]]),
                    torch.cat([batch["indiv_mels"], torch.full_like(batch["indiv_mels"], -4.0)]))
         expected = 3.0 * pixel_loss(both[b:], batch["identity_silent"])
@@ -295,7 +301,7 @@ def test_differentiable_lip_roi_matches_mouth_roi():
     lms = np.stack([_face_landmarks(size) + t for t in range(n)]).astype(np.float32)
     ref = torch.from_numpy(lip_input(mouth_rois(frames, lms)))
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
-    ours = lip_rois(x, torch.from_numpy(roi_matrices(lms)))
+    ours = differentiable_lip_rois(x, torch.from_numpy(roi_matrices(lms)))
     assert ours.shape == ref.shape == (n, 1, 88, 88)
     assert (ours - ref).abs().mean() < 0.06  # ~2 grey levels: uint8 rounding and interpolation details
 
@@ -396,3 +402,25 @@ def test_paper_setup_switches_are_valid_overrides():
     cmd = qa.paper_command(["syncnet", "generator"], "/data/LRS2")
     assert cmd[:6] == ["dvc", "exp", "run", "--queue", "-n", "paper-syncnet-generator"]
     assert "fetch.source=lrs2" in cmd and "generator.sync_start_step=0" in cmd and "crop.detector=fan" in cmd
+
+
+def test_experiments_file_is_written_from_dvc_exp_show(tmp_path):
+    import importlib.util
+    import subprocess
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "stages" / "queue_ablations.py"
+    spec = importlib.util.spec_from_file_location("queue_ablations", path)
+    qa = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(qa)
+    shown = [{"rev": "workspace", "experiments": None},
+             {"rev": "abc", "experiments": [{"revs": [{"rev": "e1"}]}, {"revs": [{"rev": "e2"}]}]}]
+    calls = []
+
+    def fake_run(cmd, **kw):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, json.dumps(shown), "")
+
+    out = tmp_path / "metrics" / "experiments.json"
+    assert qa.export(str(out), run=fake_run) == 2
+    assert calls == [["dvc", "exp", "show", "--json"]] and json.loads(out.read_text()) == shown

@@ -12,7 +12,8 @@ from talkface.config import ConfigError, section
 from talkface.losses import (LossConfig, PerceptualLoss, adaptive_triplet_loss, avhubert_sync_loss, expert_bce_loss,
                              expert_sync_loss, face_region, gan_discriminator_loss, gan_generator_loss,
                              pixel_distance, pixel_loss, plain_sync_loss, stabilized_sync_loss, weighted_total)
-from talkface.models import SyncNet, SyncNetConfig, VGG19Features
+from talkface.models.syncnet import SyncNet, SyncNetConfig
+from talkface.models.vgg import VGG19Features
 
 torch.set_num_threads(1)
 
@@ -152,11 +153,14 @@ def test_loss_config_defaults_and_validation():
     cfg = LossConfig()
     assert (cfg.gan, cfg.pixel, cfg.perceptual, cfg.sync, cfg.triplet) == (1.0, 10.0, 1.0, 2.0, 0.5)
     assert cfg.sync_kind == "stabilized"
-    cfg = section({"loss": {"sync_kind": "avhubert_unsupervised", "sync": 0.5, "triplet": 0}}, "loss", LossConfig)
+    cfg = section({"loss": {"sync_kind": "avhubert_unsupervised", "sync": 0.5, "triplet": 0}}, "loss", LossConfig,
+                  defaults=True)
     assert cfg.sync_kind == "avhubert_unsupervised" and cfg.sync == 0.5
     with pytest.raises(ValueError, match="sync_kind"):
         LossConfig(sync_kind="contrastive")
     with pytest.raises(ConfigError, match="unknown key"):
-        section({"loss": {"sync_weight": 1}}, "loss", LossConfig)
+        section({"loss": {"sync_weight": 1}}, "loss", LossConfig, defaults=True)
+    with pytest.raises(ConfigError, match="missing key 'loss.gan'"):  # what a stage reads is strict
+        section({"loss": {"sync_kind": "none"}}, "loss", LossConfig)
     total = weighted_total({"pixel": torch.tensor(0.1), "sync": torch.tensor(0.5), "gan": torch.tensor(0.7)}, LossConfig())
     assert math.isclose(total.item(), 10 * 0.1 + 2 * 0.5 + 0.7, rel_tol=1e-6)

@@ -5,6 +5,7 @@ back to the crops when the video is missing)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,13 +13,17 @@ import pytest
 import torch
 
 from talkface.data.mel import melspectrogram
-from talkface.evaluate import EvaluateConfig, Generators, Scorers, evaluate
+from talkface.evaluate import EvaluateConfig, EvaluateOutputs, Generators, Scorers, evaluate
 from talkface.faces.crop import crop_frames, paste_back
 from talkface.metrics import NotAvailable
 from talkface.metrics.lse_framing import (
     CROP_LABEL, REFERENCE_LABEL, jpeg_round_trip, jpeg_window_area, median_filter_boxes, reference_framing,
     syncnet_window,
 )
+
+OUTPUTS = EvaluateOutputs(eval_json=Path("metrics/eval.json"), per_clip_csv=Path("metrics/eval_per_clip.csv"),
+                          frames_csv=Path("plots/eval_frames.csv"), lse_curves_csv=Path("plots/eval_lse_offsets.csv"),
+                          samples_png=Path("plots/eval_samples.png"), videos_dir=None)
 
 
 @pytest.fixture(autouse=True)
@@ -193,15 +198,15 @@ def source_store(tmp_path):
 
 
 def _run(root, **cfg):
-    from talkface.models import Generator, GeneratorConfig
-    from talkface.models.syncnet import AudioEncoder
+    from talkface.models.generator import Generator, GeneratorConfig
+    from talkface.models.layers import AudioEncoder
 
     torch.manual_seed(0)
     gen = Generator(GeneratorConfig(face_size=S, width=4, max_width=16), AudioEncoder(width=4, out_dim=512)).eval()
     official, expert = _RecordingScorer("double (official)"), _RecordingScorer("double (expert)")
     scorers = Scorers(lse_official=official, lse_expert=expert, fid=NotAvailable("FID not available: test"),
                       avhubert=NotAvailable("AV-HuBERT not available: test"))
-    result = evaluate(EvaluateConfig(write_videos=False, device="cpu", sample_clips=0, **cfg), root,
+    result = evaluate(EvaluateConfig(write_videos=False, device="cpu", sample_clips=0, **cfg), OUTPUTS, root,
                       gens=Generators(gen, gen.cfg.k, S, info={"checkpoint": "in-memory"}), scorers=scorers)
     return result, official, expert
 

@@ -64,7 +64,8 @@ def test_mel_rate_and_silence_floor():
 
 
 def test_mel_window_alignment_formula():
-    assert [mel_start(f) for f in (0, 1, 2, 5, 25)] == [0, 3, 6, 16, 80]
+    assert [mel_start(f, 25, 80) for f in (0, 1, 2, 5, 25)] == [0, 3, 6, 16, 80]
+    assert [mel_start(f, 30, 100) for f in (0, 1, 3)] == [0, 3, 10]
 
 
 def test_mel_rejects_stereo():

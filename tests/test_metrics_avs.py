@@ -1,10 +1,11 @@
 """AVSu / AVSm / AVSv (P2 eqs. 4-6) on a small random AV-HuBERT: known answers and the not-available path."""
 
+import numpy as np
 import pytest
 import torch
 
 from talkface.metrics import NotAvailable
-from talkface.metrics.avs import avs_all, avs_m, avs_u, avs_v, cosine_over_time, load_avhubert
+from talkface.metrics.avs import ClipAVS, cosine_over_time, features, load_avhubert
 from talkface.models.avhubert import AVHubert, AVHubertArch
 
 TINY = AVHubertArch(embed_dim=32, layers=2, ffn_dim=64, heads=4, conv_pos=8, conv_pos_groups=4)
@@ -28,15 +29,21 @@ def test_avs_identical_and_shifted(model):
     torch.manual_seed(1)
     lips = torch.randn(2, 1, 32, 32)  # the ResNet pools globally: small ROIs keep this test fast
     audio = torch.randn(2, 104)
-    same = avs_all(model, lips, lips, audio)
+    avs = ClipAVS(model, lips, audio)
+    same = avs.scores(lips)
     assert same["AVSv"] == pytest.approx(1.0, abs=1e-6) and same["AVSm"] == pytest.approx(1.0, abs=1e-6)
+    assert avs.scores(None) == pytest.approx(same, abs=1e-9)  # None: the ground truth itself
     shifted = torch.roll(lips, 1, dims=-1)
-    moved = avs_all(model, shifted, lips, audio)
+    moved = avs.scores(shifted)
     assert -1.0 < moved["AVSv"] < 1.0 - 1e-6 and -1.0 < moved["AVSm"] < 1.0 - 1e-6
     assert -1.0 <= moved["AVSu"] <= 1.0 and moved["AVSu"] != pytest.approx(same["AVSu"], abs=1e-9)
-    assert avs_v(model, shifted, lips) == pytest.approx(moved["AVSv"], abs=1e-9)
-    assert avs_u(model, lips, audio) == pytest.approx(same["AVSu"], abs=1e-9)
-    assert avs_m(model, shifted, lips, audio) == pytest.approx(moved["AVSm"], abs=1e-9)
+    # P2 eqs. 4-6, written out
+    te = lambda v, a: features(model, v, a)  # noqa: E731
+    assert moved["AVSu"] == pytest.approx(cosine_over_time(te(shifted, None), te(None, audio)), abs=1e-9)
+    assert moved["AVSm"] == pytest.approx(cosine_over_time(te(shifted, audio), te(lips, audio)), abs=1e-9)
+    assert moved["AVSv"] == pytest.approx(cosine_over_time(te(shifted, None), te(lips, None)), abs=1e-9)
+    na = ClipAVS(model, None, audio).scores(lips)
+    assert set(na) == set(ClipAVS.KEYS) and all("no landmarks" in v.reason for v in na.values())
 
 
 def test_load_avhubert_not_available():
@@ -55,3 +62,4 @@ def test_clip_inputs_shapes():
     lips, aud = clip_inputs(frames, landmarks, audio)
     assert lips.shape == (4, 1, 88, 88) and aud.shape == (4, 104)
     assert clip_inputs(frames, landmarks, None)[1] is None
+    assert clip_inputs(frames, landmarks * np.nan, None)[0] is None  # no landmarks: no ROI

@@ -8,9 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from talkface.models import (AudioEncoder, AVSyncNet, AVSyncNetConfig, Discriminator, DiscriminatorConfig, Generator,
-                             GeneratorConfig, SyncNet, SyncNetConfig, VGG19Features, build_expert, load_expert,
-                             save_expert)
+from talkface.models.avsyncnet import AVSyncNet, AVSyncNetConfig
+from talkface.models.discriminator import Discriminator, DiscriminatorConfig
+from talkface.models.expert_io import build_expert, load_expert, save_expert
+from talkface.models.generator import Generator, GeneratorConfig
+from talkface.models.layers import AudioEncoder
+from talkface.models.syncnet import SyncNet, SyncNetConfig
+from talkface.models.vgg import VGG19Features
 from talkface.models.expert import lower_half_stack
 from talkface.models.vgg import VGG19_FILENAME
 from talkface.weights import WeightsNotAvailable, hub_checkpoint

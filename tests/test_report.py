@@ -70,6 +70,7 @@ def fixture_root(tmp_path):
     pd.DataFrame({"clip_id": ["a", "b", "a"], "group": ["model", "model", "ceiling"], "n_frames": [20, 20, 20],
                   "SSIM": [0.9, 0.92, 1.0], "PSNR": [28.0, 29.0, 100.0]}).to_csv(m / "eval_per_clip.csv", index=False)
     (m / "generator.json").write_text(json.dumps({"final": {"l1": 0.05, "sync": "not available: x"}}))
+    (m / "generator_analysis.json").write_text(json.dumps({"leak": {"without_silent": {"leak_corr": 0.4321}}}))
     (m / "experiments.json").write_text(json.dumps(EXPS))
     rng = np.random.default_rng(0)
     for name, mean in (("syncnet", 0.6), ("avsyncnet", 0.8)):
@@ -111,6 +112,8 @@ def test_report_from_fixtures(fixture_root):
     assert "(figures/sync_gt_cosine.png)" in md
     # Missing or unreadable inputs are lines, not crashes.
     assert "silent_train.csv" in md and "metrics/syncnet.json is missing" in md.replace(str(fixture_root) + "/", "")
+    # The checks after training (analysis stages) are tables of their own.
+    assert "| leak.without_silent.leak_corr | 0.4321 |" in md and "silent_analysis.json is missing" in md
 
 
 def test_report_from_empty_dir(tmp_path):

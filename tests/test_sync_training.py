@@ -18,7 +18,9 @@ from talkface.analysis.sync_analysis import (SyncAnalysisConfig, analyse_expert,
                                              lip_sync_loss, offset_accuracy, robustness, table_a_stats)
 from talkface.augment import AugmentConfig
 from talkface.data.windows import WindowConfig, WindowDataset
-from talkface.models import AVSyncNetConfig, SyncNetConfig, build_expert
+from talkface.models.avsyncnet import AVSyncNetConfig
+from talkface.models.expert_io import build_expert
+from talkface.models.syncnet import SyncNetConfig
 from talkface.models.expert import SyncExpert
 from talkface.train.loop import Loop, LoopConfig
 from talkface.train.sync import (AVSyncNetTrainConfig, PairScorer, SyncTask, curve_rows, pair_labels, train_expert,
@@ -254,8 +256,10 @@ def test_stage_script_writes_its_outputs(tmp_path, monkeypatch):
     loop = dict(steps=2, batch_size=4, eval_every=2, eval_batches=1, log_every=1, checkpoint_every=1, device="cpu")
     analysis = dict(stats_windows=4, curve_windows=4, robustness_windows=4, shift_pixels=[0.0, 4.0],
                     shear_degrees=[0.0], rotation_degrees=[10.0], offset_windows=4, max_offset=5, batch_size=4)
-    params = {"windows": {"k": 5}, "avsyncnet": {"preset": "small", "model": _tiny_avsyncnet_cfg(), "lr": 1e-3,
-                                                  "loop": loop, "analysis": analysis}}
+    from conftest import params_with
+
+    params = params_with({"avsyncnet": {"preset": "small", "model": _tiny_avsyncnet_cfg(), "lr": 1e-3,
+                                        "loop": loop, "analysis": analysis}})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TALKFACE_TRACKING", "0")
@@ -271,7 +275,7 @@ def test_stage_script_writes_its_outputs(tmp_path, monkeypatch):
     assert train_csv[0] == "step,loss,val_loss,val_acc" and train_csv[1].startswith("2,")
     assert (tmp_path / "plots" / "avsyncnet_robustness.csv").read_text().startswith("transform,magnitude,loss")
     assert (tmp_path / "models" / "ckpt" / "avsyncnet" / "last.pt").is_file()
-    from talkface.models import load_expert
+    from talkface.models.expert_io import load_expert
 
     assert load_expert(tmp_path / "models" / "avsyncnet.pt").cfg.input_height == 16
     stage.main(["train_expert.py", "avsyncnet"])  # a finished run resumes at its last step and trains no further

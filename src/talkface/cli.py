@@ -22,13 +22,22 @@ class CLIError(RuntimeError):
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     """fetch (folder / lrs2 / hdtf / synthetic) + crop into --out, with params.yaml values overridable by flags."""
-    from .config import build, load_params
+    from .config import load_params, section
     from .data.prepare import CropConfig, prepare, summary
     from .data.sources import FetchConfig, fetch
 
-    params = load_params(args.params) if args.params else {}
-    fetch_cfg = build(FetchConfig, params.get("fetch", {}), "fetch")
-    crop_cfg = build(CropConfig, params.get("crop", {}), "crop")
+    # with --params its fetch and crop sections are read strictly, as the stages read them (the rates from `media`);
+    # without, the defaults
+    if args.params:
+        from .pipeline_params import fps, sample_rate
+
+        params = load_params(args.params)
+        rates = {"fps": fps(params), "sample_rate": sample_rate(params)}
+        fetch_cfg = section(params, "fetch", FetchConfig, passed={f"synthetic.{k}": v for k, v in rates.items()})
+        crop_cfg = section(params, "crop", CropConfig, passed=rates)
+    else:
+        fetch_cfg = section({"fetch": {}}, "fetch", FetchConfig, defaults=True)
+        crop_cfg = section({"crop": {}}, "crop", CropConfig, defaults=True)
     fetch_cfg.source = args.source
     if args.source == "folder":
         if not args.input:
@@ -73,12 +82,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def cmd_dub(args: argparse.Namespace) -> int:
     """Put the speech of --audio on --video (or every row of --pairs) with the trained G_S/G_L; see docs/dubbing.md."""
-    from .config import build, load_params
+    from .config import load_params
     from .dub import DubConfig, DubError, Dubber
     from .media.encode import EncodeError
 
-    params = load_params(args.params) if args.params else {}
-    cfg = build(DubConfig, params.get("dub", {}), "dub")
+    # with --params: its dub section, the windows and the mel parameters of training, read strictly as the stages
+    # read them; without: the defaults
+    cfg = dub_config(load_params(args.params)) if args.params else DubConfig()
     for name in ("detector", "batch_size", "device", "long_audio", "chunk_frames", "reference_every"):
         value = getattr(args, name)
         if value is not None:
@@ -96,7 +106,8 @@ def cmd_dub(args: argparse.Namespace) -> int:
     # a terminated run (SIGTERM) unwinds like Ctrl-C, so its temporary files are removed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        dubber = Dubber.from_checkpoints(args.checkpoint, args.silent_checkpoint, cfg, progress=not args.quiet)
+        checkpoint = args.checkpoint or default_checkpoint()
+        dubber = Dubber.from_checkpoints(checkpoint, args.silent_checkpoint, cfg, progress=not args.quiet)
         if args.pairs is not None:
             done = dubber.dub_pairs(args.pairs, log=lambda line: print(line, file=sys.stderr))
             failed = sum(isinstance(r, Exception) for _, r in done)
@@ -108,6 +119,23 @@ def cmd_dub(args: argparse.Namespace) -> int:
     print(f"[dub] {res.out}: {res.frames} frames, {res.dubbed} dubbed, {res.references} G_S reference(s), "
           f"{res.fps:.1f} frames/s end to end ({dubber.detector_name} faces, {dubber.device})")
     return 0
+
+
+def default_checkpoint() -> Path:
+    """models/generator.pt of the repository this command runs in (what `dvc repro` writes)."""
+    from .paths import repo_root
+
+    return repo_root() / "models" / "generator.pt"
+
+
+def dub_config(params: dict):
+    """DubConfig from a params dict: `dub`, with the training windows (`windows`) and mel parameters (`mels.mel`)
+    passed down (fps and the window shape are those of training)."""
+    from .config import section
+    from .dub import DubConfig
+    from .model_inputs import contract_params
+
+    return section(params, "dub", DubConfig, passed=contract_params(params))
 
 
 def cmd_weights(args: argparse.Namespace) -> int:

@@ -1,15 +1,17 @@
 """The evaluate stage: G_L on the test split, scored with the metrics of P1 appendix D and P2 §4.1.
 
-For every test clip (data/splits/test.txt, frames from data/clips, mels from data/mels):
-1. the clip is tiled with k-frame windows (starts 0, k, 2k, ..., the last one moved back to end at T);
-2. each window gets the generator inputs of training (docs/architecture.md): pose = the target frames with the lower
-   half zeroed; identity reference = k frames of another, non-overlapping part of the same clip, drawn from
-   (seed, clip id, window start), so every run and every experiment sees the same references; per-frame mel windows
-   centred on their frame (clamped / edge-padded at the clip ends);
-3. when the G_L checkpoint says it was trained with silent-lip references, the identity reference first goes through
-   G_S with the mel of digital silence (P1: G_L is trained and run with G_S(identity));
-4. the generated frames are quantised to uint8 (what a video holds) and written, with the clip's audio, to
-   data/eval/videos/<clip>.mp4.
+For every test clip (evaluate.split, frames from evaluate.clips_dir, mels from evaluate.mels_dir), three steps, each
+in its module of talkface.evaluation:
+1. generate (evaluation/generate.py): the clip is tiled with k-frame windows (starts 0, k, 2k, ..., the last one
+   moved back to end at T); each window gets the generator inputs of training, built by talkface.model_inputs: the
+   pose input (lower half zeroed); the identity reference, k frames of another, non-overlapping part of the same
+   clip drawn from (seed, clip id, window start), so every run and every experiment sees the same references;
+   per-frame mel windows centred on their frame (clamped at the clip ends). When the G_L checkpoint says it was
+   trained with silent-lip references, the identity reference first goes through G_S with the mel of digital
+   silence (P1: G_L is trained and run with G_S(identity)). The generated frames are quantised to uint8 (what a
+   video holds) and written, with the clip's audio, to <videos_dir>/<clip>.mp4;
+2. score (evaluation/score.py): every metric of the clip's groups;
+3. write (evaluation/write.py): overall numbers, eval.json, the CSVs and the sample grid.
 
 Three groups are scored with the same code on the same clips:
 - `model`:   generated frames vs ground truth;
@@ -45,45 +47,28 @@ A metric that cannot be computed is the string "not available: <reason>".
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
-import math
 import time
-import zlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from .data.mel import mel_start
+from .data.mel import MelConfig
 from .data.windows import read_split
+from .devices import resolve_device
+from .evaluation.generate import FLOORS, Generators, floor_frames, generate_clip, load_generators
+from .evaluation.score import GROUPS, FidSets, Scorers, ScorerSettings, build_scorers, score_clip
+from .evaluation.write import EvaluateOutputs, group_results, write_outputs
 from .metrics import NotAvailable
-from .metrics.image import frames_to_batch, psnr, ssim
-from .metrics.landmarks import lmd
-from .metrics.mouth import mouth_opening, opening_correlation
 from .metrics.lse_framing import framing_label
-from .metrics.temporal import ifc
+from .model_inputs import WindowConfig
 
-GROUPS = ("model", "ceiling", "floor")
-LSE_OFFICIAL_KEYS = ("LSE-C", "LSE-D")
-LSE_EXPERT_KEYS = ("LSE-C (talkface-syncnet)", "LSE-D (talkface-syncnet)")
-AVS_KEYS = ("AVSu", "AVSm", "AVSv")
-# MouthCorr [ours]: per-clip Pearson r of the mouth opening (inner-lip gap / inter-ocular distance, metrics.mouth) of
-# a group's frames with the ground truth's, from the same landmark detector as LMD
-PER_CLIP_KEYS = ("SSIM", "PSNR", "IFC", "LMD", "MouthCorr", *LSE_OFFICIAL_KEYS, *LSE_EXPERT_KEYS, *AVS_KEYS)
-METRIC_KEYS = ("SSIM", "PSNR", "FID", "IFC", "LMD", "MouthCorr", *LSE_OFFICIAL_KEYS, *LSE_EXPERT_KEYS, *AVS_KEYS)
-FLOORS = ("paste", "masked")
+LSE_FRAMINGS = ("reference", "crop")
 
-# Outputs, relative to the repository root (docs/architecture.md).
-EVAL_JSON = Path("metrics/eval.json")
-PER_CLIP_CSV = Path("metrics/eval_per_clip.csv")
-FRAMES_CSV = Path("plots/eval_frames.csv")
-LSE_CURVES_CSV = Path("plots/eval_lse_offsets.csv")
-SAMPLES_PNG = Path("plots/eval_samples.png")
+__all__ = ["EvaluateConfig", "EvaluateOutputs", "Generators", "Scorers", "evaluate"]
 
 
 @dataclasses.dataclass
@@ -98,7 +83,6 @@ class EvaluateConfig:
     batch_size: int = 32                   # windows per generator forward
     device: str = "auto"                   # auto | cpu | cuda | cuda:N
     write_videos: bool = True
-    videos_dir: str = "data/eval/videos"
     video_crf: int = 18
     floor: str = "paste"                   # paste | masked (see the module docstring)
     psnr_max_db: float = 100.0             # cap for identical frames (the ceiling)
@@ -121,212 +105,15 @@ class EvaluateConfig:
     lse_jpeg_quality: int = 95             # OpenCV's default
     avhubert: str = ""                     # AV-HuBERT checkpoint (P2: lip-reading fine-tuned); "" = not available
     silent_reference: str = "auto"         # auto: as G_L was trained (its checkpoint) | always | never
-    sample_clips: int = 3                  # clips shown in plots/eval_samples.png
+    sample_clips: int = 3                  # clips shown in the sample grid
     sample_frames: int = 4                 # frames per sample clip
+    # passed down by the stage (defined once elsewhere): the training windows and mel parameters
+    window: WindowConfig = dataclasses.field(default_factory=WindowConfig)
+    mel: MelConfig = dataclasses.field(default_factory=MelConfig)
 
-
-# ---------------------------------------------------------------------------------------------- windows and inputs
-def window_starts(n_frames: int, k: int) -> list[int]:
-    """Starts of the k-frame windows that tile [0, n_frames): 0, k, 2k, ..., with the last one ending at n_frames."""
-    if n_frames < k:
-        raise ValueError(f"a clip of {n_frames} frames is shorter than one {k}-frame window")
-    starts = list(range(0, n_frames - k + 1, k))
-    if starts[-1] + k < n_frames:
-        starts.append(n_frames - k)
-    return starts
-
-
-def identity_start(clip_id: str, start: int, n_frames: int, k: int, seed: int) -> int:
-    """A window start in [0, n_frames - k] whose window does not overlap [start, start + k), drawn from
-    (seed, clip id, start): the same reference in every run."""
-    choices = [s for s in range(n_frames - k + 1) if s + k <= start or s >= start + k]
-    if not choices:
-        raise ValueError(f"clip {clip_id}: {n_frames} frames leave no identity window apart from frame {start}")
-    rng = np.random.default_rng([seed, zlib.crc32(clip_id.encode()), start])
-    return int(choices[int(rng.integers(len(choices)))])
-
-
-def mel_window(mel: np.ndarray, frame: int, steps: int = 16) -> np.ndarray:
-    """[T_mel,80] -> [1,80,steps], the window for a k-frame window starting at `frame` (negative starts clamp to 0,
-    windows past the end repeat the last mel frame)."""
-    s = max(0, mel_start(frame))
-    w = mel[s:s + steps]
-    if len(w) == 0:
-        w = mel[-1:]
-    if len(w) < steps:
-        w = np.concatenate([w, np.repeat(w[-1:], steps - len(w), axis=0)])
-    return np.ascontiguousarray(w.T, dtype=np.float32)[None]
-
-
-def frame_mels(mel: np.ndarray, frames: range, k: int) -> np.ndarray:
-    """Per-frame windows centred on each frame (frame j: the window starting at j - k//2) -> [n,1,80,16]."""
-    return np.stack([mel_window(mel, j - k // 2) for j in frames])
-
-
-def to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """uint8 [..., S, S, 3] -> float [..., 3, S, S] in [0, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(frames))
-    return t.movedim(-1, -3).float().div_(255.0)
-
-
-def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """float [..., 3, S, S] in [0, 1] -> uint8 [..., S, S, 3] (rounded, as a video stores it)."""
-    return frames.detach().clamp(0, 1).mul(255).round().to(torch.uint8).movedim(-3, -1).cpu().numpy()
-
-
-def mask_lower_half(frames: np.ndarray) -> np.ndarray:
-    out = np.array(frames, copy=True)
-    out[:, out.shape[1] // 2:] = 0
-    return out
-
-
-def floor_frames(gt: np.ndarray, identity: np.ndarray, kind: str) -> np.ndarray:
-    """The no-learning baseline frames [T,S,S,3] (module docstring)."""
-    if kind == "masked":
-        return mask_lower_half(gt)
-    if kind == "paste":
-        out = np.array(gt, copy=True)
-        h = out.shape[1] // 2
-        out[:, h:] = identity[:, h:]
-        return out
-    raise ValueError(f"evaluate.floor must be one of {FLOORS}, got {kind!r}")
-
-
-# ---------------------------------------------------------------------------------------------- generation
-@dataclasses.dataclass
-class Generators:
-    """G_L and, when G_L was trained with silent-lip references, G_S and the silent mel window [1,80,16]."""
-
-    lip: torch.nn.Module
-    k: int
-    face_size: int
-    silent: torch.nn.Module | None = None
-    silent_mel: np.ndarray | None = None
-    info: dict = dataclasses.field(default_factory=dict)
-
-
-@torch.no_grad()
-def generate_clip(gens: Generators, frames: np.ndarray, mel: np.ndarray, clip_id: str, seed: int,
-                  batch_size: int, device: torch.device) -> dict[str, np.ndarray]:
-    """Run G_L over one clip. frames uint8 [T,S,S,3], mel [T_mel,80] -> uint8 arrays [T,S,S,3]:
-    `generated`, `identity` (the raw identity reference frame used for each frame) and `silent_ref` (its G_S version,
-    only when G_S is used)."""
-    k, n = gens.k, len(frames)
-    if frames.shape[1:] != (gens.face_size, gens.face_size, 3):
-        raise ValueError(f"clip {clip_id}: frames {frames.shape[1:]} do not match the generator's "
-                         f"{gens.face_size}px faces")
-    starts = window_starts(n, k)
-    generated = np.empty_like(frames)
-    identity = np.empty_like(frames)
-    silent_ref = np.empty_like(frames) if gens.silent is not None else None
-    for b in range(0, len(starts), batch_size):
-        batch = starts[b:b + batch_size]
-        refs = [identity_start(clip_id, f, n, k, seed) for f in batch]
-        target = np.stack([frames[f:f + k] for f in batch])                 # [B,k,S,S,3]
-        ident = np.stack([frames[g:g + k] for g in refs])
-        pose = to_tensor(mask_lower_half(target.reshape(-1, *target.shape[2:])).reshape(target.shape)).to(device)
-        ident_t = to_tensor(ident).to(device)
-        mels = torch.from_numpy(np.stack([frame_mels(mel, range(f, f + k), k) for f in batch])).to(device)
-        if gens.silent is not None:
-            silent_mels = torch.from_numpy(np.broadcast_to(gens.silent_mel, (len(batch), k, *gens.silent_mel.shape))
-                                           .copy()).to(device)
-            ident_masked = ident_t.clone()
-            ident_masked[..., ident_masked.shape[-2] // 2:, :] = 0
-            ident_t = gens.silent(ident_masked, ident_t, silent_mels)
-        out = to_uint8(gens.lip(pose, ident_t, mels))                       # [B,k,S,S,3]
-        for i, (f, g) in enumerate(zip(batch, refs)):
-            generated[f:f + k] = out[i]
-            identity[f:f + k] = frames[g:g + k]
-            if silent_ref is not None:
-                silent_ref[f:f + k] = to_uint8(ident_t[i])
-    return {"generated": generated, "identity": identity, "silent_ref": silent_ref}
-
-
-# ---------------------------------------------------------------------------------------------- scorers
-@dataclasses.dataclass
-class Scorers:
-    """Everything that needs weights; each entry is a ready object or NotAvailable(reason)."""
-
-    fid: Any = NotAvailable("FID not available: not set up")  # images [B,3,H,W] in [0,1] -> features [B,D]
-    lse_official: Any = NotAvailable("LSE (syncnet_v2) not available: not set up")
-    lse_expert: Any = NotAvailable("LSE (talkface-syncnet) not available: not set up")
-    avhubert: Any = NotAvailable("AV-HuBERT not available: not set up")
-    # (frames [T,S,S,3], reference landmarks [T,68,2]) -> landmarks [T,68,2] (faces.crop_landmarks)
-    landmarker: Callable[[np.ndarray, np.ndarray], np.ndarray] | NotAvailable = NotAvailable(
-        "LMD not available: not set up")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def build_scorers(cfg: EvaluateConfig, root: Path, device: torch.device) -> Scorers:
-    """Load every scorer whose weights are present; the others become NotAvailable with the reason."""
-    from .metrics.lse import LSEScorer
-    from .weights import WeightsNotAvailable
-
-    s = Scorers()
-    try:
-        from .models.inception import load_fid_inception
-
-        s.fid = load_fid_inception(cfg.fid_weights or None, device)
-    except WeightsNotAvailable as e:
-        s.fid = NotAvailable(str(e))
-    try:
-        s.lse_official = LSEScorer.from_official(cfg.syncnet_v2 or None, device, vshift=cfg.lse_vshift)
-    except WeightsNotAvailable as e:
-        s.lse_official = NotAvailable(str(e))
-    if not cfg.lse_expert:
-        s.lse_expert = NotAvailable("talkface-syncnet not available: evaluate.lse_expert is empty")
-    elif not (root / cfg.lse_expert).is_file():
-        s.lse_expert = NotAvailable(f"talkface-syncnet not available: no expert checkpoint at {cfg.lse_expert}")
-    else:
-        from .models import load_expert
-
-        s.lse_expert = LSEScorer.from_expert(load_expert(root / cfg.lse_expert, "cpu"), device, vshift=cfg.lse_vshift)
-    from .metrics.avs import load_avhubert
-
-    s.avhubert = load_avhubert(cfg.avhubert or None, device)
-    from .faces.crop_landmarks import make_crop_landmarker
-    from .faces.detect import FaceDetectorUnavailable
-
-    try:
-        s.landmarker = make_crop_landmarker(cfg.landmarker, str(device))
-    except FaceDetectorUnavailable as e:
-        s.landmarker = NotAvailable(f"LMD not available: no landmark detector for generated frames ({e})")
-    return s
-
-
-# ---------------------------------------------------------------------------------------------- per-clip metrics
-def image_metrics(gen: np.ndarray, gt: np.ndarray, psnr_max_db: float, ifc_norm: str,
-                  chunk: int = 64) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """SSIM, PSNR (means over frames) and IFC of one clip, plus the per-frame SSIM and PSNR [T]."""
-    s, p = [], []
-    for i in range(0, len(gen), chunk):
-        a, b = frames_to_batch(gen[i:i + chunk]), frames_to_batch(gt[i:i + chunk])
-        s.append(ssim(a, b))
-        p.append(psnr(a, b, max_db=psnr_max_db))
-    s_all, p_all = torch.cat(s).numpy(), torch.cat(p).numpy()
-    out = {"SSIM": float(s_all.mean()), "PSNR": float(p_all.mean())}
-    out["IFC"] = ifc(frames_to_batch(gen), frames_to_batch(gt), ifc_norm) if len(gen) >= 2 else math.nan
-    return out, s_all, p_all
-
-
-def lse_metrics(scorer, frames: np.ndarray, audio: np.ndarray, keys: tuple[str, str]) -> tuple[dict, list | None]:
-    """{LSE-C key: conf, LSE-D key: min_dist} for one clip (or NotAvailable values) and the distance curve."""
-    if isinstance(scorer, NotAvailable):
-        return {keys[0]: scorer, keys[1]: scorer}, None
-    try:
-        r = scorer.score(frames, audio)
-    except ValueError as e:  # too short for a 5-frame window
-        na = NotAvailable(f"{keys[0]} not available: {e}")
-        return {keys[0]: na, keys[1]: na}, None
-    return {keys[0]: r["conf"], keys[1]: r["min_dist"]}, r["curve"]
-
-
-LSE_FRAMINGS = ("reference", "crop")
+    def scorer_settings(self, root: Path) -> ScorerSettings:
+        return ScorerSettings(self.fid_weights, self.syncnet_v2, root / self.lse_expert if self.lse_expert else None,
+                              self.lse_vshift, self.avhubert, self.landmarker)
 
 
 def lse_views(cfg: EvaluateConfig, root: Path, clip, videos: dict[str, np.ndarray],
@@ -353,89 +140,16 @@ def lse_views(cfg: EvaluateConfig, root: Path, clip, videos: dict[str, np.ndarra
     return views, None
 
 
-class ClipAVS:
-    """AVSu/AVSm/AVSv of one clip's groups, sharing the passes that do not depend on the group: the ground truth's
-    visual and audio-visual features and the audio-only features are computed once per clip (P2 eqs. 4-6)."""
-
-    def __init__(self, model, lips_gt: np.ndarray | None, audio_feats: np.ndarray | None):
-        self.model, self.lips_gt = model, lips_gt
-        self.na = model if isinstance(model, NotAvailable) else (
-            NotAvailable("AVS not available: the clip has no landmarks to cut mouth ROIs") if lips_gt is None else None)
-        if self.na is None:
-            from .metrics.avs import features
-
-            self.audio_feats = audio_feats
-            self.aud = features(model, None, audio_feats)
-            self.gt_v = features(model, lips_gt, None)
-            self.gt_av = features(model, lips_gt, audio_feats)
-
-    def scores(self, lips: np.ndarray | None) -> dict:
-        """lips: the group's ROIs [T,1,88,88], or None for the ground truth itself."""
-        if self.na is not None:
-            return {k: self.na for k in AVS_KEYS}
-        from .metrics.avs import cosine_over_time, features
-
-        gen_v = self.gt_v if lips is None else features(self.model, lips, None)
-        gen_av = self.gt_av if lips is None else features(self.model, lips, self.audio_feats)
-        return {"AVSu": cosine_over_time(gen_v, self.aud), "AVSm": cosine_over_time(gen_av, self.gt_av),
-                "AVSv": cosine_over_time(gen_v, self.gt_v)}
-
-
-def lip_rois(frames: np.ndarray, landmarks: np.ndarray) -> np.ndarray | None:
-    """AV-HuBERT input [T,1,88,88] of a clip, or None when no frame has landmarks."""
-    from .faces.mouth_roi import lip_input, mouth_rois
-
-    if not np.isfinite(landmarks).all(axis=(1, 2)).any():
-        return None
-    return lip_input(mouth_rois(frames, landmarks))
-
-
-# ---------------------------------------------------------------------------------------------- summaries
-def summarize(values: list, what: str) -> float | str:
-    """Mean of the numeric per-clip values; "not available: ..." when there is none (the first reason given)."""
-    nums = [float(v) for v in values if not isinstance(v, NotAvailable) and v is not None and math.isfinite(v)]
-    if nums:
-        return float(np.mean(nums))
-    reasons = [v.reason for v in values if isinstance(v, NotAvailable)]
-    if reasons:
-        return reasons[0]
-    return f"{what} not available: no clip gave a finite value"
-
-
-def _cell(v) -> str:
-    if isinstance(v, NotAvailable) or v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return ""
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
-
-
-def _as_json_value(v):
-    if isinstance(v, NotAvailable):
-        return v.reason if "not available" in v.reason else f"not available: {v.reason}"
-    if isinstance(v, str):
-        return v if "not available" in v else f"not available: {v}"
-    return float(v)
-
-
-def sample_grid(rows: list[list[np.ndarray]], gap: int = 2) -> np.ndarray:
-    """Tile equal-size uint8 images [S,S,3]: rows of columns, white gaps -> uint8 [H,W,3]."""
-    s = rows[0][0].shape[0]
-    n_cols = max(len(r) for r in rows)
-    out = np.full((len(rows) * (s + gap) - gap, n_cols * (s + gap) - gap, 3), 255, np.uint8)
-    for i, row in enumerate(rows):
-        for j, img in enumerate(row):
-            out[i * (s + gap):i * (s + gap) + s, j * (s + gap):j * (s + gap) + s] = img
-    return out
-
-
-# ---------------------------------------------------------------------------------------------- the stage
-def evaluate(cfg: EvaluateConfig, root: str | Path = ".", gens: Generators | None = None,
+def evaluate(cfg: EvaluateConfig, outputs: EvaluateOutputs, root: str | Path = ".", gens: Generators | None = None,
              scorers: Scorers | None = None) -> dict:
-    """Run the evaluation and write its outputs under `root`. Returns the eval.json content.
+    """Run the evaluation and write `outputs` (paths relative to `root`). Returns the eval.json content.
 
     `gens` / `scorers`: pass prepared ones (tests); by default they are loaded from the checkpoints in `cfg`.
     """
     t_start = time.perf_counter()
     root = Path(root)
+    out = dataclasses.replace(outputs, **{f.name: root / getattr(outputs, f.name)
+                                          for f in dataclasses.fields(outputs) if getattr(outputs, f.name)})
     if cfg.floor not in FLOORS:
         raise ValueError(f"evaluate.floor must be one of {FLOORS}, got {cfg.floor!r}")
     if cfg.lmd_reference not in ("detector", "store"):
@@ -445,20 +159,20 @@ def evaluate(cfg: EvaluateConfig, root: str | Path = ".", gens: Generators | Non
             raise ValueError(f"evaluate.{name} must be one of {LSE_FRAMINGS}, got {getattr(cfg, name)!r}")
     device = resolve_device(cfg.device)
     if gens is None:
-        gens = load_generators(cfg, root, device)
+        gens = load_generators(root / cfg.generator, root / cfg.silent_generator, cfg.silent_reference, device,
+                               cfg.window, cfg.mel)
+        gens.info["checkpoint"] = cfg.generator
     if scorers is None:
-        scorers = build_scorers(cfg, root, device)
+        scorers = build_scorers(cfg.scorer_settings(root), device, cfg.window, cfg.mel)
 
     from .data.store import read_clip
-    from .metrics.fid import FeatureStats, fid_from_stats
 
     clip_ids = read_split(root / cfg.split)
     if cfg.max_clips > 0:
         clip_ids = clip_ids[:cfg.max_clips]
     if not clip_ids:
         raise ValueError(f"no clips in {cfg.split}")
-    # Feature statistics per set, sized on the first batch (2048 for the FID Inception).
-    fid_stats: dict[str, FeatureStats] | None = None if isinstance(scorers.fid, NotAvailable) else {}
+    fid = None if isinstance(scorers.fid, NotAvailable) else FidSets(scorers.fid, cfg.fid_batch_size, device)
     per_clip: dict[str, list[dict]] = {g: [] for g in GROUPS}
     frame_rows: list[list] = []
     curves: dict[tuple[str, str], list[np.ndarray]] = {}
@@ -466,9 +180,8 @@ def evaluate(cfg: EvaluateConfig, root: str | Path = ".", gens: Generators | Non
     skipped: list[dict] = []
     lse_fallbacks: list[dict] = []
     gen_seconds, gen_frames = 0.0, 0
-    videos_dir = root / cfg.videos_dir
-    if cfg.write_videos:
-        videos_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.write_videos and out.videos_dir is not None:
+        out.videos_dir.mkdir(parents=True, exist_ok=True)
 
     for clip_id in tqdm(clip_ids, desc="evaluate", unit="clip"):
         try:
@@ -483,110 +196,56 @@ def evaluate(cfg: EvaluateConfig, root: str | Path = ".", gens: Generators | Non
             skipped.append({"clip_id": clip_id, "reason": f"{len(gt)} frames < 2k = {2 * gens.k} (no separate "
                                                           f"identity reference)"})
             continue
+        # 1. generate
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        out = generate_clip(gens, gt, mel, clip_id, cfg.seed, cfg.batch_size, device)
+        gen = generate_clip(gens, gt, mel, clip_id, cfg.seed, cfg.batch_size, device, cfg.window)
         if device.type == "cuda":
             torch.cuda.synchronize()
         gen_seconds += time.perf_counter() - t0
         gen_frames += len(gt)
-        videos = {"model": out["generated"], "ceiling": gt, "floor": floor_frames(gt, out["identity"], cfg.floor)}
-
-        if cfg.write_videos:
+        videos = {"model": gen["generated"], "ceiling": gt, "floor": floor_frames(gt, gen["identity"], cfg.floor)}
+        if cfg.write_videos and out.videos_dir is not None:
             from .media.encode import write_video
 
-            write_video(videos_dir / f"{clip_id}.mp4", out["generated"], fps=float(clip.meta.get("fps", 25)),
+            write_video(out.videos_dir / f"{clip_id}.mp4", gen["generated"], fps=float(clip.meta.get("fps", 25)),
                         audio=audio, sample_rate=int(clip.meta.get("sample_rate", 16000)), crf=cfg.video_crf)
-
-        # Landmarks: ground truth from the store or from the detector, generated ones from the detector.
-        store_lms = np.asarray(clip.landmarks, np.float32)
-        lms: dict[str, np.ndarray | NotAvailable] = {}
-        if isinstance(scorers.landmarker, NotAvailable):
-            gt_lms = store_lms if cfg.lmd_reference == "store" else scorers.landmarker
-            lms = {"ceiling": gt_lms, "model": scorers.landmarker, "floor": scorers.landmarker}
-        else:
-            gt_lms = store_lms if cfg.lmd_reference == "store" else scorers.landmarker(gt, store_lms)
-            lms = {"ceiling": gt_lms, "model": scorers.landmarker(videos["model"], store_lms),
-                   "floor": scorers.landmarker(videos["floor"], store_lms)}
-        size = gt.shape[1]
-
-        lips_gt = audio_feats = None
-        if not isinstance(scorers.avhubert, NotAvailable):
-            from .models.avhubert import audio_features
-
-            lips_gt = lip_rois(gt, store_lms)
-            audio_feats = audio_features(audio, n_frames=len(gt))
-        clip_avs = ClipAVS(scorers.avhubert, lips_gt, audio_feats)
+        # 2. score (LSE on the framing each scorer is set to: the crops, or syncnet_python's windows)
         lse_frames, fallback = lse_views(cfg, root, clip, videos, scorers)
         if fallback is not None:
             lse_fallbacks.append({"clip_id": clip_id, "reason": fallback})
-
-        for group, frames in videos.items():
-            row: dict[str, Any] = {"clip_id": clip_id, "group": group, "n_frames": len(frames)}
-            img, s_frames, p_frames = image_metrics(frames, gt, cfg.psnr_max_db, cfg.ifc_norm)
-            row.update(img)
-            if group != "ceiling":
-                frame_rows.extend([clip_id, group, t, float(s_frames[t]), float(p_frames[t])]
-                                  for t in range(len(frames)))
-            if isinstance(gt_lms, NotAvailable) or isinstance(lms[group], NotAvailable):
-                row["LMD"] = gt_lms if isinstance(gt_lms, NotAvailable) else lms[group]
-            else:
-                row["LMD"] = lmd(lms[group], gt_lms, size, cfg.lmd_eval_size)
-            if isinstance(row["LMD"], NotAvailable):
-                row["MouthCorr"] = NotAvailable(row["LMD"].reason.replace("LMD", "MouthCorr", 1))
-            else:
-                row["MouthCorr"] = opening_correlation(mouth_opening(lms[group]), mouth_opening(gt_lms))
-            for scorer, keys, framing in ((scorers.lse_official, LSE_OFFICIAL_KEYS, cfg.lse_framing),
-                                          (scorers.lse_expert, LSE_EXPERT_KEYS, cfg.lse_expert_framing)):
-                vals, curve = lse_metrics(scorer, lse_frames[framing][group], audio, keys)
-                row.update(vals)
-                if curve is not None:
-                    curves.setdefault((group, keys[0]), []).append(np.asarray(curve))
-            if clip_avs.na is not None or group == "ceiling":
-                row.update(clip_avs.scores(None))
-            else:
-                row.update(clip_avs.scores(lip_rois(frames, store_lms)))
-            per_clip[group].append(row)
-
-        if fid_stats is not None:
-            for group, frames in (("real", gt), ("model", videos["model"]), ("floor", videos["floor"])):
-                for i in range(0, len(frames), cfg.fid_batch_size):
-                    with torch.no_grad():
-                        feats = scorers.fid(frames_to_batch(frames[i:i + cfg.fid_batch_size]).to(device))
-                    fid_stats.setdefault(group, FeatureStats(feats.shape[1])).update(feats)
-
+        scores = score_clip(scorers, clip_id, videos, audio, np.asarray(clip.landmarks, np.float32),
+                            cfg.lmd_reference, cfg.lmd_eval_size, cfg.psnr_max_db, cfg.ifc_norm,
+                            {"official": lse_frames[cfg.lse_framing], "expert": lse_frames[cfg.lse_expert_framing]})
+        for group in GROUPS:
+            per_clip[group].append(scores.rows[group])
+        frame_rows.extend(scores.frame_rows)
+        for key, curve in scores.curves.items():
+            curves.setdefault(key, []).append(curve)
+        if fid is not None:
+            for name, frames in (("real", gt), ("model", videos["model"]), ("floor", videos["floor"])):
+                fid.update(name, frames)
         if len(samples) < cfg.sample_clips * cfg.sample_frames:
-            for t in np.linspace(0, len(gt) - 1, cfg.sample_frames).round().astype(int):
-                row = [gt[t], out["identity"][t]]
-                if out["silent_ref"] is not None:
-                    row.append(out["silent_ref"][t])
-                row += [out["generated"][t], videos["floor"][t]]
-                samples.append(row)
+            samples.extend(sample_rows(gt, gen, videos["floor"], cfg.sample_frames))
 
     if not per_clip["model"]:
         raise ValueError(f"no test clip could be evaluated ({len(skipped)} skipped: "
                          f"{skipped[0]['reason'] if skipped else 'empty split'})")
+    # 3. write
+    result: dict[str, Any] = group_results(per_clip, {g: scorers.fid if fid is None else fid.fid(g) for g in GROUPS})
+    result["run"] = run_summary(cfg, per_clip, skipped, gen_frames, gen_seconds, time.perf_counter() - t_start,
+                                device, scorers, gens.info, lse_fallbacks)
+    write_outputs(out, result, per_clip, frame_rows, curves, samples)
+    return result
 
-    # Overall numbers per group.
-    result: dict[str, Any] = {}
-    for group in GROUPS:
-        rows = per_clip[group]
-        g = {key: _as_json_value(summarize([r[key] for r in rows], key)) for key in PER_CLIP_KEYS}
-        if fid_stats is None:
-            g["FID"] = _as_json_value(scorers.fid)
-        elif group == "ceiling":
-            g["FID"] = fid_from_stats(fid_stats["real"], fid_stats["real"])
-        else:
-            try:
-                g["FID"] = fid_from_stats(fid_stats["real"], fid_stats[group])
-            except ValueError as e:
-                g["FID"] = f"FID not available: {e}"
-        result[group] = {key: g[key] for key in METRIC_KEYS}
-        result[group]["n_clips"] = len(rows)
+
+def run_summary(cfg: EvaluateConfig, per_clip: dict, skipped: list, gen_frames: int, gen_seconds: float,
+                total: float, device: torch.device, scorers: Scorers, generator_info: dict,
+                lse_fallbacks: list[dict]) -> dict[str, Any]:
+    """eval.json's "run": what was evaluated, how fast, with which settings and scorers."""
     n_frames = sum(r["n_frames"] for r in per_clip["model"])
-    total = time.perf_counter() - t_start
-    result["run"] = {
+    return {
         "n_clips": len(per_clip["model"]), "n_frames": n_frames, "skipped": skipped,
         "generate_frames_per_s": gen_frames / gen_seconds if gen_seconds > 0 else None,
         "evaluate_frames_per_s": n_frames / total if total > 0 else None,
@@ -604,7 +263,7 @@ def evaluate(cfg: EvaluateConfig, root: str | Path = ".", gens: Generators | Non
             "median_kernel": cfg.lse_median_kernel, "crop_scale": cfg.lse_crop_scale,
             "window_size": cfg.lse_window_size, "pad_value": cfg.lse_pad_value,
             "jpeg_quality": cfg.lse_jpeg_quality if cfg.lse_jpeg else None},
-        "generator": gens.info,
+        "generator": generator_info,
         "groups": {
             "model": "G_L output vs ground truth",
             "ceiling": "ground truth vs itself (real-video LSE/AVSu; the others are identities)",
@@ -612,72 +271,15 @@ def evaluate(cfg: EvaluateConfig, root: str | Path = ".", gens: Generators | Non
                       else "pose input: ground truth with the lower half masked"),
         },
     }
-    _write_outputs(root, result, per_clip, frame_rows, curves, samples)
-    return result
 
 
-def _write_outputs(root: Path, result: dict, per_clip: dict, frame_rows: list, curves: dict,
-                   samples: list) -> None:
-    for rel in (EVAL_JSON, PER_CLIP_CSV, FRAMES_CSV, LSE_CURVES_CSV):
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-    (root / EVAL_JSON).write_text(json.dumps(result, indent=2, allow_nan=False))
-    with open(root / PER_CLIP_CSV, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["clip_id", "group", "n_frames", *PER_CLIP_KEYS])
-        for group in GROUPS:
-            for r in per_clip[group]:
-                w.writerow([r["clip_id"], group, r["n_frames"], *[_cell(r[k]) for k in PER_CLIP_KEYS]])
-    with open(root / FRAMES_CSV, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["clip_id", "group", "frame", "ssim", "psnr"])
-        w.writerows([c, g, t, f"{s:.6g}", f"{p:.6g}"] for c, g, t, s, p in frame_rows)
-    with open(root / LSE_CURVES_CSV, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["scorer", "group", "offset", "mean_dist"])
-        for (group, key), cs in sorted(curves.items()):
-            mean = np.mean(np.stack(cs), axis=0)
-            vshift = (len(mean) - 1) // 2
-            scorer = "syncnet_v2" if key == LSE_OFFICIAL_KEYS[0] else "talkface-syncnet"
-            # curve index j compares video v with audio v + j - vshift; syncnet_python's offset is vshift - j
-            w.writerows([scorer, group, vshift - j, f"{d:.6g}"] for j, d in enumerate(mean))
-    png = root / SAMPLES_PNG
-    if samples:
-        cv2.imwrite(str(png), cv2.cvtColor(sample_grid(samples), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    elif png.exists():
-        png.unlink()
-
-
-# ---------------------------------------------------------------------------------------------- checkpoints
-def silent_mel_window(steps: int = 16) -> np.ndarray:
-    """The mel of digital silence, one window [1,80,steps] (METHOD.md §1: every bin at the floor value)."""
-    from .data.mel import melspectrogram
-
-    mel = melspectrogram(np.zeros(16000, np.float32))
-    return np.ascontiguousarray(mel[:steps].T)[None]
-
-
-def load_generators(cfg: EvaluateConfig, root: Path, device: torch.device) -> Generators:
-    """G_L from `cfg.generator`, and G_S from `cfg.silent_generator` when G_L was trained with silent-lip references
-    (the checkpoint says so; `cfg.silent_reference` can force it on or off)."""
-    from .models import generator_io
-
-    if cfg.silent_reference not in ("auto", "always", "never"):
-        raise ValueError(f"evaluate.silent_reference must be auto, always or never, got {cfg.silent_reference!r}")
-    path = root / cfg.generator
-    if not path.is_file():
-        raise FileNotFoundError(f"G_L checkpoint not found: {path} (run the train_generator stage first)")
-    g_l = generator_io.load_generator(path, map_location=device)
-    trained_with_silent = generator_io.uses_silent_reference(g_l)
-    use_silent = {"auto": trained_with_silent, "always": True, "never": False}[cfg.silent_reference]
-    g_s = None
-    if use_silent:
-        s_path = root / cfg.silent_generator
-        if not s_path.is_file():
-            raise FileNotFoundError(f"G_S checkpoint not found: {s_path}, and G_L was trained with silent-lip "
-                                    "references (set evaluate.silent_reference: never to run without)")
-        g_s = generator_io.load_generator(s_path, map_location=device).to(device).eval()
-    info = {"checkpoint": cfg.generator, "trained_with_silent_reference": trained_with_silent,
-            "silent_reference_used": use_silent,
-            "audio_source": g_l.audio.get("source")}
-    return Generators(g_l.to(device).eval(), g_l.cfg.k, g_l.cfg.face_size, g_s,
-                      silent_mel_window() if g_s is not None else None, info)
+def sample_rows(gt: np.ndarray, gen: dict[str, np.ndarray], floor: np.ndarray, n: int) -> list[list[np.ndarray]]:
+    """Rows of the sample grid for n frames spread over a clip: GT | identity ref | silent ref (when G_S is used) |
+    generated | floor."""
+    rows = []
+    for t in np.linspace(0, len(gt) - 1, n).round().astype(int):
+        row = [gt[t], gen["identity"][t]]
+        if gen["silent_ref"] is not None:
+            row.append(gen["silent_ref"][t])
+        rows.append(row + [gen["generated"][t], floor[t]])
+    return rows

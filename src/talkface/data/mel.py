@@ -65,6 +65,7 @@ def melspectrogram(audio: np.ndarray | torch.Tensor, cfg: MelConfig = MelConfig(
     return norm.T.contiguous().numpy().astype(np.float32)
 
 
-def mel_start(frame: int, fps: float = 25.0, mel_fps: float = 80.0) -> int:
-    """First mel frame of the window that starts at video frame `frame` (Wav2Lip: int(80 * frame / 25))."""
+def mel_start(frame: int, fps: float, mel_fps: float) -> int:
+    """First mel frame of the window that starts at video frame `frame`: int(mel_fps * frame / fps) (Wav2Lip:
+    int(80 * frame / 25)); the rates come from the caller (model_inputs.WindowConfig)."""
     return int(mel_fps * frame / fps)

@@ -10,12 +10,21 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..config import section
+from ..pipeline_params import sample_rate
 from .mel import MelConfig, melspectrogram
 
 
 @dataclasses.dataclass
 class MelsConfig:
+    """params.yaml `mels`; `mel.sample_rate` is passed down from `media.sample_rate`."""
+
     mel: MelConfig = dataclasses.field(default_factory=MelConfig)
+
+
+def mel_params(params: dict) -> MelConfig:
+    """The mel parameters of the pipeline: `mels.mel` at the clip store's sample rate."""
+    return section(params, "mels", MelsConfig, passed={"mel.sample_rate": sample_rate(params)}).mel
 
 
 def kept_clips(clips_dir: Path) -> list[str]:

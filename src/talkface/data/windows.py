@@ -4,9 +4,9 @@ Clips come from the clip store (`data/clips/<id>/frames.npy`, memory-mapped, nev
 (`data/mels/<id>.npy`). Item `i` is drawn deterministically from `(seed, i)`: a window chosen uniformly among all
 valid windows of all clips, so a resumed training run sees the same batches (see talkface.train.loop).
 
-Alignment (METHOD.md §1): the k-frame window starting at video frame f has the mel window
-`mel[int(80 f / 25) : +16]`. The per-frame windows the generator gets (Wav2Lip's "indiv_mels") are centred on their
-frame: frame j gets the 16-step window that starts at frame j - k//2.
+Every input is built by talkface.model_inputs, the one place that says what a generator and a sync expert consume
+(pose input, identity reference, aligned and per-frame mel windows; METHOD.md §1). The dataset draws only window
+starts whose every mel window lies inside the clip (`_valid_starts`), so training never sees a clamped window.
 """
 
 from __future__ import annotations
@@ -21,16 +21,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .mel import mel_start
+from ..model_inputs import (WindowConfig, check_window, frame_mel_windows, mel_window, needs_clamp, pose_input,
+                            to_float, training_reference)
 
-
-@dataclasses.dataclass
-class WindowConfig:
-    k: int = 5                   # frames per window (P1/P2: 5)
-    mel_steps: int = 16          # mel frames per audio window (16 = 0.2 s)
-    fps: float = 25.0
-    mel_fps: float = 80.0
-    length: int = 1_000_000      # virtual dataset length (items are drawn from (seed, index))
+__all__ = ["WindowConfig", "WindowDataset", "read_split"]
 
 
 class WindowDataset(Dataset):
@@ -43,6 +37,7 @@ class WindowDataset(Dataset):
 
     def __init__(self, clips_dir: str | Path, mels_dir: str | Path, clip_ids: list[str], cfg: WindowConfig,
                  seed: int = 0, with_silent: bool = False):
+        check_window(cfg)
         self.clips_dir, self.mels_dir = Path(clips_dir), Path(mels_dir)
         self.cfg, self.seed, self.with_silent = cfg, seed, with_silent
         self.clip_ids: list[str] = []
@@ -63,17 +58,14 @@ class WindowDataset(Dataset):
         self._cache: dict[int, dict[str, np.ndarray]] = {}
 
     def _valid_starts(self, n_frames: int, n_mel: int) -> tuple[int, int]:
-        """Window starts f whose frames and every (aligned and per-frame) mel window lie inside the clip."""
+        """Window starts f whose frames and every (aligned and per-frame) mel window lie inside the clip, unclamped."""
         k, half = self.cfg.k, self.cfg.k // 2
         lo = half  # the first frame's centred window starts at f - k//2 >= 0
         hi = n_frames - k
         # Last per-frame window starts at frame f + k - 1 - half; it must end inside the mel.
-        while hi >= lo and self._mel_at(hi + k - 1 - half) + self.cfg.mel_steps > n_mel:
+        while hi >= lo and needs_clamp(hi + k - 1 - half, n_mel, self.cfg):
             hi -= 1
         return lo, hi
-
-    def _mel_at(self, frame: int) -> int:
-        return mel_start(frame, self.cfg.fps, self.cfg.mel_fps)
 
     def fingerprint(self) -> str:
         """Digest of the clips this dataset reads (ids, crop metadata, mel files), so that a training checkpoint made
@@ -114,48 +106,45 @@ class WindowDataset(Dataset):
         before = int(self.cumulative[c - 1]) if c else 0
         return c, self.valid[c][0] + (w - before), rng
 
-    def _partner(self, c: int, f: int, rng: np.random.Generator) -> int:
-        """A start in the clip's valid range whose window does not overlap [f, f+k)."""
-        lo, hi = self.valid[c]
-        k = self.cfg.k
-        choices = np.concatenate([np.arange(lo, max(lo, f - k + 1)), np.arange(min(hi + 1, f + k), hi + 1)])
-        return int(rng.choice(choices))
-
-    def _mel_window(self, mel: np.ndarray, frame: int) -> np.ndarray:
-        s = self._mel_at(frame)
-        return np.ascontiguousarray(mel[s : s + self.cfg.mel_steps].T)[None]  # [1, 80, 16]
-
     def __getitem__(self, index: int) -> dict[str, Any]:
         c, f, rng = self.locate(index)
         clip = self._clip(c)
-        k, half = self.cfg.k, self.cfg.k // 2
-        g = self._partner(c, f, rng)             # identity reference window
-        h = self._partner(c, f, rng)             # sync negative audio window
-        frames = _to_float(clip["frames"][f : f + k])
-        pose = frames.clone()
-        pose[:, :, pose.shape[2] // 2 :, :] = 0.0
+        k, (lo, hi) = self.cfg.k, self.valid[c]
+        g = training_reference(lo, hi, f, k, rng)  # identity reference window
+        h = training_reference(lo, hi, f, k, rng)  # sync negative audio window (same rule: apart from the target)
+        frames = to_float(np.array(clip["frames"][f : f + k]))
         item = {
             "frames": frames,
-            "pose": pose,
-            "identity": _to_float(clip["frames"][g : g + k]),
-            "mel": torch.from_numpy(self._mel_window(clip["mel"], f)),
-            "indiv_mels": torch.from_numpy(
-                np.stack([self._mel_window(clip["mel"], j - half) for j in range(f, f + k)])),
-            "neg_mel": torch.from_numpy(self._mel_window(clip["mel"], h)),
+            "pose": pose_input(frames),
+            "identity": to_float(np.array(clip["frames"][g : g + k])),
+            "mel": torch.from_numpy(mel_window(clip["mel"], f, self.cfg)),
+            "indiv_mels": torch.from_numpy(frame_mel_windows(clip["mel"], f, self.cfg)),
+            "neg_mel": torch.from_numpy(mel_window(clip["mel"], h, self.cfg)),
             "landmarks": torch.from_numpy(np.array(clip["landmarks"][f : f + k], dtype=np.float32)),
             "clip": c,
             "start": f,
         }
         if self.with_silent:
-            item["identity_silent"] = _to_float(clip["silent"][g : g + k])
+            item["identity_silent"] = to_float(np.array(clip["silent"][g : g + k]))
         return item
-
-
-def _to_float(frames: np.ndarray) -> torch.Tensor:
-    """uint8 [k,H,W,3] -> float [k,3,H,W] in [0,1]."""
-    return torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
 def read_split(path: str | Path) -> list[str]:
     """Clip ids of a split list (one per line, blank lines ignored)."""
     return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def split_ids(splits_dir: str | Path, name: str) -> list[str]:
+    """The clip ids of split `name` (<splits_dir>/<name>.txt); a missing or empty list is a one-line error."""
+    path = Path(splits_dir) / f"{name}.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"split list not found: {path} (run the crop stage first)")
+    ids = read_split(path)
+    if not ids:
+        raise ValueError(f"split {path} is empty")
+    return ids
+
+
+def has_silent(clips_dir: str | Path, clip_ids: list[str]) -> bool:
+    """Whether every clip has closed-lip ground truth (silent.npy, synthetic data only)."""
+    return all((Path(clips_dir) / c / "silent.npy").is_file() for c in clip_ids)

@@ -14,6 +14,10 @@ reported as `NotAvailable(reason)`, never as a number.
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,25 +33,18 @@ class NotAvailable:
         return False
 
 
-from ..faces.mouth_roi import MouthROIConfig  # noqa: E402  (light: numpy + OpenCV)
+def json_safe(x: Any) -> Any:
+    """A metrics dict with every non-finite float replaced by "not available: not finite" (JSON has no NaN)."""
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, float) and not math.isfinite(x):
+        return "not available: not finite"
+    return x
 
 
-@dataclasses.dataclass
-class MetricsConfig:
-    """What the evaluate stage needs to compute every metric (params.yaml section of its choosing).
-
-    Weight paths: "" means "look in the torch hub cache" (FID Inception, syncnet_v2) or "none" (AV-HuBERT); a metric
-    whose weights are missing is recorded as not available.
-    """
-
-    fid_weights: str = ""                 # pt_inception-2015-12-05-6726825d.pth
-    fid_batch_size: int = 50
-    syncnet_v2_weights: str = ""          # syncnet_v2.model
-    lse_vshift: int = 15
-    lse_batch_size: int = 20
-    lse_fallback_expert: bool = True      # without syncnet_v2: our sync expert, labelled, never mixed
-    avhubert_checkpoint: str = ""         # e.g. the lip-reading fine-tuned base_vox_433h.pt (P2)
-    psnr_max_db: float | None = None      # None: identical frames give +inf and are left out of the mean
-    ifc_norm: str = "rms"                 # rms | l2 | mean_abs (temporal.py)
-    lmd_eval_size: int = 96               # LMD is reported in pixels of a crop this size
-    mouth_roi: MouthROIConfig = dataclasses.field(default_factory=MouthROIConfig)
+def write_metrics(path: Path, data: dict) -> dict:
+    """Write a metrics JSON file (`json_safe`), creating its folder; returns what was written."""
+    data = json_safe(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return data

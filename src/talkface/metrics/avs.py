@@ -35,12 +35,19 @@ def load_avhubert(path: str | Path | None, device: str | torch.device = "cpu") -
         return NotAvailable(str(e))
 
 
+def clip_lips(frames: np.ndarray, landmarks: np.ndarray, cfg: MouthROIConfig = MouthROIConfig()) -> np.ndarray | None:
+    """AV-HuBERT lip input of one clip: frames uint8 [T,H,W,3] RGB with landmarks [T,68,2] -> [T,1,88,88], or None
+    when no frame has landmarks (nothing to cut a mouth ROI from)."""
+    if not np.isfinite(landmarks).all(axis=(1, 2)).any():
+        return None
+    return lip_input(mouth_rois(frames, landmarks, cfg), cfg)
+
+
 def clip_inputs(frames: np.ndarray, landmarks: np.ndarray, audio: np.ndarray | None,
-                cfg: MouthROIConfig = MouthROIConfig()) -> tuple[np.ndarray, np.ndarray | None]:
-    """One clip's AV-HuBERT inputs: frames uint8 [T,H,W,3] RGB with landmarks [T,68,2] -> lips [T,1,88,88];
-    16 kHz audio [N] (or None) -> [T,104] aligned to the T frames."""
-    lips = lip_input(mouth_rois(frames, landmarks, cfg), cfg)
-    return lips, None if audio is None else audio_features(audio, n_frames=len(frames))
+                cfg: MouthROIConfig = MouthROIConfig()) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """One clip's AV-HuBERT inputs: lips [T,1,88,88] (`clip_lips`); 16 kHz audio [N] (or None) -> [T,104] aligned to
+    the T frames."""
+    return clip_lips(frames, landmarks, cfg), None if audio is None else audio_features(audio, n_frames=len(frames))
 
 
 def cosine_over_time(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -71,22 +78,30 @@ def features(model: AVHubert, lips=None, audio=None) -> torch.Tensor:
     return model.extract(None if v is None else v.to(device), None if a is None else a.to(device))[0].cpu()
 
 
-def avs_u(model: AVHubert, lips_gen, audio) -> float:
-    return cosine_over_time(features(model, lips_gen, None), features(model, None, audio))
+class ClipAVS:
+    """AVSu/AVSm/AVSv of the videos of one clip against its ground truth, sharing the passes that do not depend on the
+    video: the ground truth's visual and audio-visual features and the audio-only features are computed once.
 
+        avs = ClipAVS(model, lips_gt, audio_feats)      # model may be NotAvailable; lips_gt None = no landmarks
+        avs.scores(lips)                                # {"AVSu", "AVSm", "AVSv"}; lips None = the ground truth
+    """
 
-def avs_m(model: AVHubert, lips_gen, lips_gt, audio) -> float:
-    return cosine_over_time(features(model, lips_gen, audio), features(model, lips_gt, audio))
+    KEYS = ("AVSu", "AVSm", "AVSv")
 
+    def __init__(self, model: AVHubert | NotAvailable, lips_gt: np.ndarray | None, audio_feats: np.ndarray | None):
+        self.model, self.lips_gt, self.audio_feats = model, lips_gt, audio_feats
+        self.na = model if isinstance(model, NotAvailable) else (
+            NotAvailable("AVS not available: the clip has no landmarks to cut mouth ROIs") if lips_gt is None else None)
+        if self.na is None:
+            self.aud = features(model, None, audio_feats)
+            self.gt_v = features(model, lips_gt, None)
+            self.gt_av = features(model, lips_gt, audio_feats)
 
-def avs_v(model: AVHubert, lips_gen, lips_gt) -> float:
-    return cosine_over_time(features(model, lips_gen, None), features(model, lips_gt, None))
-
-
-def avs_all(model: AVHubert, lips_gen, lips_gt, audio) -> dict[str, float]:
-    """The three metrics of one clip, sharing the four encoder passes they need."""
-    gen_v, gt_v = features(model, lips_gen, None), features(model, lips_gt, None)
-    aud = features(model, None, audio)
-    gen_av, gt_av = features(model, lips_gen, audio), features(model, lips_gt, audio)
-    return {"AVSu": cosine_over_time(gen_v, aud), "AVSm": cosine_over_time(gen_av, gt_av),
-            "AVSv": cosine_over_time(gen_v, gt_v)}
+    def scores(self, lips: np.ndarray | None) -> dict:
+        """lips: a video's ROIs [T,1,88,88], or None for the ground truth itself (AVSm = AVSv = 1)."""
+        if self.na is not None:
+            return {k: self.na for k in self.KEYS}
+        gen_v = self.gt_v if lips is None else features(self.model, lips, None)
+        gen_av = self.gt_av if lips is None else features(self.model, lips, self.audio_feats)
+        return {"AVSu": cosine_over_time(gen_v, self.aud), "AVSm": cosine_over_time(gen_av, self.gt_av),
+                "AVSv": cosine_over_time(gen_v, self.gt_v)}

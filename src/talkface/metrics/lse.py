@@ -103,15 +103,20 @@ class LSEScorer:
 
     @classmethod
     def from_expert(cls, expert, device="cpu", batch_size: int = 64, vshift: int = 15,
-                    mel_fn: Callable[[np.ndarray], np.ndarray] | None = None) -> "LSEScorer":
-        """Our sync expert (models/expert.py interface) as the embedding source; `mel_fn`: audio -> [T_mel, 80].
+                    mel_fn: Callable[[np.ndarray], np.ndarray] | None = None, window=None) -> "LSEScorer":
+        """Our sync expert (models/expert.py interface) as the embedding source; `mel_fn`: audio -> [T_mel, 80];
+        `window` (model_inputs.WindowConfig): the expert's audio windows, as in its training (default: k of the
+        expert, 25 fps video, 80 mel frames/s).
 
         Frames are passed at their own size; the expert takes their lower half and resizes it to its input (48x96
         for SyncNet), so it should get the framing it was trained on: the clip store's face crops (module docstring)."""
+        from ..model_inputs import WindowConfig, mel_window
+
         if mel_fn is None:
             from ..data.mel import melspectrogram as mel_fn
         expert = expert.eval().to(device)
         k = expert.k
+        window = window or WindowConfig(k=k)
 
         @torch.no_grad()
         def embed(frames: np.ndarray, audio: np.ndarray):
@@ -124,7 +129,7 @@ class LSEScorer:
             for s in range(0, n, batch_size):
                 idx = range(s, min(n, s + batch_size))
                 clips = torch.stack([video[i:i + k] for i in idx])                  # [B,k,3,S,S]
-                mels = torch.stack([_mel_window(mel, i) for i in idx])               # [B,1,80,16]
+                mels = torch.stack([torch.from_numpy(mel_window(mel, i, window)) for i in idx])  # [B,1,80,16]
                 vf.append(expert.embed_video(clips.to(device)).cpu())
                 af.append(expert.embed_audio(mels.to(device)).cpu())
             return torch.cat(vf), torch.cat(af)
@@ -147,14 +152,6 @@ def official_face_input(frames: np.ndarray) -> torch.Tensor:
     out = np.stack([cv2.resize(f, (sv2.FACE_SIZE, sv2.FACE_SIZE), interpolation=cv2.INTER_LINEAR)
                     if f.shape[:2] != (sv2.FACE_SIZE, sv2.FACE_SIZE) else f for f in frames])
     return torch.from_numpy(np.ascontiguousarray(out[..., ::-1])).permute(0, 3, 1, 2).float()
-
-
-def _mel_window(mel: np.ndarray, frame: int, steps: int = 16) -> torch.Tensor:
-    start = int(80.0 * frame / FPS)
-    w = mel[start:start + steps]
-    if w.shape[0] < steps:  # the last window of a clip whose audio ends early
-        w = np.pad(w, ((0, steps - w.shape[0]), (0, 0)), mode="edge")
-    return torch.from_numpy(np.ascontiguousarray(w.T))[None]  # [1, 80, 16]
 
 
 def summarize(results: list[dict]) -> dict:

@@ -1,14 +1,9 @@
-"""Neural network modules: sync experts (SyncNet, AVSyncNet), the generator, the discriminator, VGG-19 features."""
+"""Neural network modules, one per file; import from the module that defines a name (this package runs none of them,
+so a stage that needs one model does not import, or depend on, every other):
 
-from .avsyncnet import AVSYNCNET_PRESETS, AVSyncNet, AVSyncNetConfig
-from .discriminator import Discriminator, DiscriminatorConfig
-from .expert import SyncExpert, build_expert, load_expert, save_expert
-from .generator import Generator, GeneratorConfig
-from .syncnet import AudioEncoder, SyncNet, SyncNetConfig
-from .vgg import VGG19Features
-
-__all__ = [
-    "AVSYNCNET_PRESETS", "AVSyncNet", "AVSyncNetConfig", "AudioEncoder", "Discriminator", "DiscriminatorConfig",
-    "Generator", "GeneratorConfig", "SyncExpert", "SyncNet", "SyncNetConfig", "VGG19Features", "build_expert",
-    "load_expert", "save_expert",
-]
+    layers.py         ConvBlock, AudioEncoder, the 80x16 mel window        expert.py     SyncExpert (the interface)
+    syncnet.py        SyncNet (Wav2Lip's expert)                          avsyncnet.py  AVSyncNet (P1's expert)
+    expert_io.py      build_expert, save_expert, load_expert (by name)    generator.py  Generator (G_S and G_L)
+    generator_io.py   save_generator, load_generator                      discriminator.py, vgg.py, inception.py,
+    avhubert.py       AV-HuBERT (P2's metrics and sync loss)              lse_syncnet.py (syncnet_v2 for LSE)
+"""

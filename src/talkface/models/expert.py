@@ -1,4 +1,4 @@
-"""The sync-expert interface shared by SyncNet and AVSyncNet, and the expert checkpoint format.
+"""The sync-expert interface shared by SyncNet and AVSyncNet (the registry and checkpoint files: expert_io.py).
 
 An expert maps a mel window and k face frames to two 512-d embeddings that are non-negative (final ReLU) and
 L2-normalised, so their cosine similarity lies in [0, 1] and can be read as a probability of being in sync (BCE).
@@ -9,20 +9,20 @@ L2-normalised, so their cosine similarity lies in [0, 1] and can be read as a pr
     expert(mel, frames)          # -> [B] cosine
     expert.audio_encoder         # nn.Module [B,1,80,16] -> [B,D,1,1] (a generator may reuse it, frozen)
 
-Checkpoint on disk: {"arch": name, "config": dict, "state_dict": ...}, loaded with torch.load(weights_only=True).
+`expert.checkpoint()` is the dict `expert_io.load_expert` reads back. This module imports no model: syncnet.py and
+avsyncnet.py subclass `SyncExpert` from here, and expert_io.py imports both.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-MEL_BANDS, MEL_STEPS = 80, 16  # one mel window: 16 steps of 80 bands (METHOD.md §1)
+from .layers import MEL_BANDS, MEL_STEPS
 
 
 def check_mel(mel: torch.Tensor, what: str = "mel") -> None:
@@ -86,47 +86,3 @@ class SyncExpert(nn.Module):
     def checkpoint(self) -> dict[str, Any]:
         """The dict `load_expert` reads back: {"arch", "config", "state_dict"}."""
         return {"arch": self.arch, "config": dataclasses.asdict(self.cfg), "state_dict": self.state_dict()}
-
-
-def _registry() -> dict[str, tuple[type, type]]:
-    # Imported lazily: the expert modules import this file.
-    from .avsyncnet import AVSyncNet, AVSyncNetConfig
-    from .syncnet import SyncNet, SyncNetConfig
-
-    return {"syncnet": (SyncNet, SyncNetConfig), "avsyncnet": (AVSyncNet, AVSyncNetConfig)}
-
-
-def build_expert(name: str, cfg: Any = None) -> SyncExpert:
-    """A fresh expert by name ("syncnet" | "avsyncnet"); cfg: its config dataclass, a dict of fields, or None."""
-    from ..config import build
-
-    registry = _registry()
-    if name not in registry:
-        raise ValueError(f"unknown sync expert '{name}'; known: {sorted(registry)}")
-    model_cls, cfg_cls = registry[name]
-    if cfg is None:
-        cfg = cfg_cls()
-    elif isinstance(cfg, dict):
-        cfg = build(cfg_cls, cfg, name)
-    elif not isinstance(cfg, cfg_cls):
-        raise TypeError(f"{name}: config must be {cfg_cls.__name__} or dict, got {type(cfg).__name__}")
-    return model_cls(cfg)
-
-
-def save_expert(expert: SyncExpert, path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(expert.checkpoint(), path)
-
-
-def load_expert(path: str | Path, map_location: str | torch.device = "cpu") -> SyncExpert:
-    """Rebuild an expert from a checkpoint written by `save_expert` (strict keys), in eval mode."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"sync expert checkpoint not found: {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    missing = {"arch", "config", "state_dict"} - set(ckpt) if isinstance(ckpt, dict) else {"arch", "config", "state_dict"}
-    if missing:
-        raise ValueError(f"{path}: not a sync expert checkpoint (missing {sorted(missing)})")
-    expert = build_expert(ckpt["arch"], ckpt["config"])
-    expert.load_state_dict(ckpt["state_dict"])
-    return expert.eval()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .expert import MEL_BANDS, MEL_STEPS
+from .layers import MEL_BANDS, MEL_STEPS
 
 
 @dataclass

@@ -23,9 +23,10 @@ import torch
 from torch import nn
 
 from ..config import build
-from .expert import SyncExpert, build_expert
+from .expert import SyncExpert
+from .expert_io import build_expert
 from .generator import Generator, GeneratorConfig
-from .syncnet import AudioEncoder
+from .layers import AudioEncoder
 
 ARCH = "generator"
 AUDIO_SOURCES = ("syncnet", "avsyncnet", "joint")

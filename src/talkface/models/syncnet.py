@@ -13,54 +13,7 @@ import torch
 from torch import nn
 
 from .expert import SyncExpert
-
-
-class ConvBlock(nn.Module):
-    """Conv2d + BatchNorm + ReLU; with `residual` the input is added before the ReLU (shapes must match)."""
-
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int | tuple[int, int] = 1, padding: int = 0,
-                 residual: bool = False):
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, stride, padding)
-        self.bn = nn.BatchNorm2d(cout)
-        self.residual = residual
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.bn(self.conv(x))
-        if self.residual:
-            out = out + x
-        return torch.relu(out)
-
-
-def _stage(cin: int, cout: int, kernel: int, stride, padding: int, n_res: int) -> list[nn.Module]:
-    """One downsampling block followed by `n_res` residual 3x3 blocks."""
-    layers = [ConvBlock(cin, cout, kernel, stride, padding)]
-    layers += [ConvBlock(cout, cout, 3, 1, 1, residual=True) for _ in range(n_res)]
-    return layers
-
-
-class AudioEncoder(nn.Module):
-    """Wav2Lip-style audio encoder: [B,1,80,16] mel -> [B,out_dim,1,1], non-negative.
-
-    80x16 -> 80x16 -> 27x16 (stride 3,1) -> 9x6 (stride 3) -> 3x3 (stride 3,2) -> 1x1 (k3, no pad) -> 1x1 (k1).
-    Used inside SyncNet and standalone as a trainable generator audio encoder (P1 setup A).
-    """
-
-    def __init__(self, width: int = 32, out_dim: int = 512, n_res: int = 2):
-        super().__init__()
-        w = width
-        self.out_dim = out_dim
-        self.net = nn.Sequential(
-            *_stage(1, w, 3, 1, 1, n_res),
-            *_stage(w, 2 * w, 3, (3, 1), 1, n_res),
-            *_stage(2 * w, 4 * w, 3, 3, 1, n_res),
-            *_stage(4 * w, 8 * w, 3, (3, 2), 1, n_res),
-            ConvBlock(8 * w, out_dim, 3, 1, 0),
-            ConvBlock(out_dim, out_dim, 1, 1, 0),
-        )
-
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        return self.net(mel)
+from .layers import AudioEncoder, ConvBlock, conv_stage
 
 
 class FaceEncoder(nn.Module):
@@ -74,10 +27,10 @@ class FaceEncoder(nn.Module):
         w = width
         self.net = nn.Sequential(
             ConvBlock(in_channels, w, 7, 1, 3),
-            *_stage(w, 2 * w, 5, (1, 2), 1, 2),
-            *_stage(2 * w, 4 * w, 3, 2, 1, 3),
-            *_stage(4 * w, 8 * w, 3, 2, 1, 2),
-            *_stage(8 * w, 16 * w, 3, 2, 1, 2),
+            *conv_stage(w, 2 * w, 5, (1, 2), 1, 2),
+            *conv_stage(2 * w, 4 * w, 3, 2, 1, 3),
+            *conv_stage(4 * w, 8 * w, 3, 2, 1, 2),
+            *conv_stage(8 * w, 16 * w, 3, 2, 1, 2),
             ConvBlock(16 * w, out_dim, 3, 2, 1),
             ConvBlock(out_dim, out_dim, 3, 1, 0),
             ConvBlock(out_dim, out_dim, 1, 1, 0),

@@ -187,8 +187,3 @@ def lse_offset_figures(plots_dir: Path, out_dir: Path, dpi: int = 110) -> list[F
     path = _save(fig, out_dir / "lse_offsets.png", dpi)
     return [Figure(title, path, "A deep minimum at offset 0 means in sync (LSE-D = the minimum, LSE-C = median - "
                                 "minimum), averaged over test clips.")]
-
-
-def image_figures(paths: list[Path], title: str) -> list[Figure]:
-    """Existing PNGs (sample grids) as figures."""
-    return [Figure(f"{title}: {p.stem}", p, p.name, pixelated=True) for p in paths if p.is_file()]

@@ -223,7 +223,7 @@ def load_experiments(cfg: ReportConfig, root: Path, doc: Document) -> list[dict]
     if data is None:
         if not cfg.run_dvc_exp_show:
             doc.note_missing(f"ablation: no experiments file {cfg.experiments_json or '(none configured)'}; "
-                             f"save one with `dvc exp show --json > {cfg.experiments_json or 'metrics/experiments.json'}`")
+                             "write it with `python stages/queue_ablations.py --export` (`dvc exp show --json`)")
         return None
     return tables.experiments_from_dvc_json(data)
 
@@ -315,6 +315,12 @@ def build_report(cfg: ReportConfig, root: str | Path = ".") -> Document:
             flat = tables._flatten(m)
             doc.table(tables.Table(["Metric", "Value"], [[k, _fmt(v)] for k, v in flat.items()],
                                    f"metrics/{stage}.json"))
+    for stage in ("silent", "generator"):  # the checks after training (stages analyse_silent / analyse_generator)
+        m = _read_json(metrics_dir / f"{stage}_analysis.json", doc, f"checks of {stage}")
+        if isinstance(m, dict):
+            flat = tables._flatten(m)
+            doc.table(tables.Table(["Check", "Value"], [[k, _fmt(v)] for k, v in flat.items()],
+                                   f"metrics/{stage}_analysis.json"))
     for f in figs.training_figures(plots_dir, fig_dir, cfg.dpi):
         doc.figure(f)
 

@@ -29,11 +29,14 @@ from ..analysis.sync_analysis import SyncAnalysisConfig
 from ..augment import AugmentConfig, random_augment
 from ..data.windows import WindowConfig, WindowDataset
 from ..losses import expert_bce_loss
-from ..models import AVSyncNetConfig, SyncNetConfig, build_expert
+from ..models.avsyncnet import AVSyncNetConfig
+from ..models.expert_io import build_expert
+from ..models.syncnet import SyncNetConfig
 from ..models.expert import SyncExpert
 from .loop import Loop, LoopConfig, Task
 
 EXPERTS = ("syncnet", "avsyncnet")
+ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's default, what the experts have always been trained with
 
 
 # ---------------------------------------------------------------- config (params.yaml sections `syncnet`, `avsyncnet`)
@@ -42,6 +45,7 @@ class ExpertTrainConfig:
     """Fields shared by both expert sections."""
 
     lr: float = 1e-4                     # Adam, Wav2Lip / P1
+    betas: list[float] = field(default_factory=lambda: list(ADAM_BETAS))  # Adam betas (torch's default)
     threshold: float = 0.5               # sync decision for the accuracy: cos > threshold means "in sync"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(batch_size=64))  # Wav2Lip batch 64
@@ -102,12 +106,14 @@ class SyncTask(Task):
     """Trains one sync expert with BCE on cosine; see the module docstring."""
 
     def __init__(self, expert: SyncExpert, lr: float = 1e-4, augment: AugmentConfig | None = None,
-                 threshold: float = 0.5):
+                 threshold: float = 0.5, betas: tuple[float, float] = ADAM_BETAS):
+        if len(betas) != 2:
+            raise ValueError(f"betas must be two numbers, got {betas}")
         self.expert = expert
         self.augment = augment or AugmentConfig()
-        self.lr, self.threshold = lr, threshold
+        self.lr, self.threshold, self.betas = lr, threshold, tuple(float(b) for b in betas)
         self.models = {"expert": PairScorer(expert)}
-        self.optimizers = {"expert": torch.optim.Adam(expert.parameters(), lr=lr)}
+        self.optimizers = {"expert": torch.optim.Adam(expert.parameters(), lr=lr, betas=self.betas)}
 
     def train_step(self, batch: dict[str, Any], loop: Loop) -> dict[str, float]:
         frames = random_augment(batch["frames"], self.augment)
@@ -138,8 +144,11 @@ class SyncTask(Task):
         }
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"arch": self.expert.arch, "model": dataclasses.asdict(self.expert.cfg), "lr": self.lr,
-                "augment": dataclasses.asdict(self.augment)}
+        out = {"arch": self.expert.arch, "model": dataclasses.asdict(self.expert.cfg), "lr": self.lr,
+               "augment": dataclasses.asdict(self.augment)}
+        if self.betas != ADAM_BETAS:  # only when changed: checkpoints made before the key existed still resume
+            out["betas"] = list(self.betas)
+        return out
 
 
 def _accuracy(cos: torch.Tensor, labels: torch.Tensor, threshold: float) -> float:
@@ -175,7 +184,7 @@ def train_expert(name: str, cfg: ExpertTrainConfig, train_set: WindowDataset, va
         raise ValueError(f"{name}.model.k={model_cfg.k} but the window dataset gives k={train_set.cfg.k} frames")
     torch.manual_seed(cfg.loop.seed)  # same initial weights for the same seed (resume compares fingerprints only)
     expert = build_expert(name, model_cfg)
-    task = SyncTask(expert, lr=cfg.lr, augment=cfg.augment, threshold=cfg.threshold)
+    task = SyncTask(expert, lr=cfg.lr, augment=cfg.augment, threshold=cfg.threshold, betas=tuple(cfg.betas))
     loop = Loop(cfg.loop, checkpoint_dir, run=run, progress=progress)
     history = loop.fit(task, train_set, val_set, stop_after=stop_after)
     return TrainedExpert(expert=expert.eval(), history=history, device=loop.device)

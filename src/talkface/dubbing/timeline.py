@@ -1,0 +1,48 @@
+"""The output timeline of dubbing: the video once, then looped (`long_audio="loop"`) or its last frame held ("hold")
+until the audio's last frame, decoded chunk by chunk in a background thread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..media.decode import iter_frames
+from ..media.probe import TRUNCATED, UNREADABLE, MediaError, MediaInfo
+from .media_io import prefetch
+from .tracking import StreamTracker
+
+
+def output_timeline(video: Path, info: MediaInfo, n_audio: int, tracker: StreamTracker, stats: dict, fps: float,
+                    chunk_frames: int, long_audio: str,
+                    min_decoded_ratio: float) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """Yield (frames uint8 [n, H, W, 3], raw boxes [n, 4] or None = detect them) along the output timeline:
+    the video once, then looped or held until the audio's last frame. Repeated frames reuse the raw detections
+    of the first pass (the tracker keeps them)."""
+    n_video, last = 0, None
+    for chunk in prefetch(iter_frames(video, fps, chunk_frames, info)):
+        n_video += len(chunk)
+        last = chunk[-1]
+        yield chunk, None
+    expected = info.duration * fps
+    if expected > 0 and n_video < min_decoded_ratio * expected:
+        raise MediaError(TRUNCATED, video, f"decoded {n_video} of ~{expected:.0f} frames")
+    stats["video_frames"] = n_video
+    t = n_video
+    while t < n_audio:
+        if long_audio == "hold":
+            n = min(chunk_frames, n_audio - t)
+            yield np.broadcast_to(last, (n, *last.shape)), np.repeat(tracker.raw[n_video - 1][None], n, 0)
+            t += n
+            continue
+        s = 0
+        for chunk in prefetch(iter_frames(video, fps, chunk_frames, info)):
+            chunk = chunk[: min(len(chunk), n_video - s, n_audio - t)]
+            if len(chunk) == 0:
+                break
+            yield chunk, tracker.raw[s: s + len(chunk)].copy()
+            s += len(chunk)
+            t += len(chunk)
+        if s == 0:
+            raise MediaError(UNREADABLE, video, "second pass decoded no frame")
