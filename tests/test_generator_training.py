@@ -196,6 +196,20 @@ def test_sync_loss_without_expert_or_avhubert_is_a_clear_error(tmp_path, monkeyp
     assert task.notes["val_sync"].startswith("not available: ")
 
 
+def test_structural_substitute_stands_in_for_missing_vgg_and_says_so(tmp_path, monkeypatch):
+    from talkface.losses import StructuralLoss
+    from talkface.models import vgg as vgg_mod
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty cache: VGG-19 is absent for sure
+    cfg = _cfg(sync_kind="none", perceptual=1.0, perceptual_fallback="ssim")
+    cfg.audio_encoder = "joint"
+    task = build_task(cfg)
+    assert isinstance(task.perceptual, StructuralLoss)
+    assert task.notes["perceptual"].startswith("substitute: 1 - SSIM (VGG-19 not available")
+    assert vgg_mod.VGG19_FILENAME in task.notes["perceptual"]
+
+
 _DDP_SCRIPT = r"""
 import os, sys, torch
 sys.path.insert(0, os.environ["TESTS_DIR"])

@@ -42,9 +42,9 @@ from ..data.mel import MelConfig, melspectrogram
 from ..data.windows import WindowConfig, WindowDataset, read_split
 from ..faces.mouth_roi import (MOUTH, REFERENCE_STABLE_POINTS_256, STABLE_POINTS, MouthROIConfig,
                                interpolate_landmarks, similarity_transform)
-from ..losses import (LossConfig, PerceptualLoss, adaptive_triplet_loss, avhubert_sync_loss, gan_discriminator_loss,
-                      gan_generator_loss, pixel_distance, pixel_loss, plain_sync_loss, stabilized_sync_loss,
-                      weighted_total)
+from ..losses import (LossConfig, PerceptualLoss, StructuralLoss, adaptive_triplet_loss, avhubert_sync_loss,
+                      gan_discriminator_loss, gan_generator_loss, pixel_distance, pixel_loss, plain_sync_loss,
+                      stabilized_sync_loss, weighted_total)
 from ..metrics.image import mean_finite, psnr, ssim
 from ..models.discriminator import Discriminator, DiscriminatorConfig
 from ..models.expert import MEL_BANDS, MEL_STEPS, SyncExpert, load_expert
@@ -487,8 +487,14 @@ def build_task(cfg: GeneratorTrainConfig, train_set: WindowDataset | None = None
         try:
             perceptual = PerceptualLoss.from_config(lc)
         except WeightsNotAvailable as e:
-            print(f"[{role}] perceptual loss off: {e}")
-            notes["perceptual"] = "not available: " + str(e).split("not available: ", 1)[-1]
+            reason = str(e).split("not available: ", 1)[-1]
+            if lc.perceptual_fallback == "ssim":
+                perceptual = StructuralLoss()
+                print(f"[{role}] perceptual loss: 1 - SSIM stands in for VGG-19 ({e})")
+                notes["perceptual"] = f"substitute: 1 - SSIM (VGG-19 not available: {reason})"
+            else:
+                print(f"[{role}] perceptual loss off: {e}")
+                notes["perceptual"] = "not available: " + reason
 
     avhubert = None
     if lc.sync > 0 and lc.sync_kind in AVHUBERT_KINDS:
