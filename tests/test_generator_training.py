@@ -314,14 +314,14 @@ def test_differentiable_lip_roi_matches_mouth_roi():
     assert (ours - ref).abs().mean() < 0.06  # ~2 grey levels: uint8 rounding and interpolation details
 
 
-def _clip_store(root, n=20, size=S):
-    d = root / "clips" / "c0"
+def _clip_store(root, n=20, size=S, name="c0"):
+    d = root / "clips" / name
     d.mkdir(parents=True)
     rng = np.random.default_rng(0)
     np.save(d / "frames.npy", rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8))
     np.save(d / "landmarks.npy", np.repeat(_face_landmarks(size)[None], n, 0).astype(np.float32))
     np.save(d / "audio.npy", (0.1 * rng.standard_normal(n * 640)).astype(np.float32))
-    (d / "meta.json").write_text(json.dumps({"clip_id": "c0", "n_frames": n}))
+    (d / "meta.json").write_text(json.dumps({"clip_id": name, "n_frames": n}))
     return root / "clips"
 
 
@@ -410,3 +410,26 @@ def test_paper_setup_switches_are_valid_overrides():
     cmd = qa.paper_command(["syncnet", "generator"], "/data/LRS2")
     assert cmd[:6] == ["dvc", "exp", "run", "--queue", "-n", "paper-syncnet-generator"]
     assert "fetch.source=lrs2" in cmd and "generator.sync_start_step=0" in cmd and "crop.detector=fan" in cmd
+
+
+def test_avhubert_whole_clip_context_pads_and_masks(tmp_path):
+    """context -1: each item gets its whole clip (up to max_frames, the window in the middle), padded to the batch's
+    longest with a padding mask; the generated window sits at its true offset."""
+    _clip_store(tmp_path, n=20, name="c0")
+    _clip_store(tmp_path, n=12, name="c1")
+    context = ClipContext(tmp_path / "clips", ["c0", "c1"], K, context=-1, max_frames=16)
+    ctx = context.fetch([0, 1, 0], [0, 5, 14], torch.device("cpu"))
+    assert ctx["frames"].shape[:2] == (3, 16) and ctx["audio"].shape[:2] == (3, 16)
+    # c0 (20 frames) capped at 16 around the window: window 0 -> frames 0..15, window 14 -> frames 4..19
+    # c1 (12 frames): the whole clip, 4 padded steps
+    assert ctx["offset"].tolist() == [0, 5, 10]
+    assert ctx["padding_mask"].tolist() == [[False] * 16, [False] * 12 + [True] * 4, [False] * 16]
+    gt = np.load(tmp_path / "clips" / "c0" / "frames.npy")
+    torch.testing.assert_close(ctx["frames"][2, 10], torch.from_numpy(gt[14]).permute(2, 0, 1).float() / 255)
+    torch.manual_seed(2)
+    model = AVHubert(AVHubertArch(embed_dim=32, layers=1, ffn_dim=64, heads=2, conv_pos=4, conv_pos_groups=2))
+    loss = AVHubertSync(model, context, "avhubert_visual")(torch.rand(3, K, 3, S, S), torch.tensor([0, 1, 0]),
+                                                            torch.tensor([0, 5, 14]))
+    assert torch.isfinite(loss)
+    with pytest.raises(ValueError, match="avhubert_max_frames"):
+        ClipContext(tmp_path / "clips", ["c0"], K, context=-1, max_frames=K - 1)

@@ -14,8 +14,9 @@ One task, `GeneratorTask`, trains both (METHOD.md §4-5). A step:
 G_S is the same task with no sync and no triplet term (params section `silent`); `silent_target` > 0 adds an
 [ours, synthetic only] L1 term pulling G_S(identity, silent audio) toward the closed-lip ground truth silent.npy.
 
-AV-HuBERT sync loss (P2 §3.3): the k generated frames are pasted into the ground-truth clip at their interval within
-a context of `avhubert_context` GT frames on each side; mouth ROIs are cut differentiably (the similarity transform
+AV-HuBERT sync loss (P2 §3.5): the k generated frames are pasted into the ground-truth clip at their interval: the
+whole clip by default (`avhubert_context: -1`, P2's "entire video", at most `avhubert_max_frames` frames around the
+window, batches padded with a padding mask), or `avhubert_context` GT frames on each side; mouth ROIs are cut differentiably (the similarity transform
 of `faces.mouth_roi`, computed from the GT landmarks, applied with grid_sample); AV-HuBERT features of the whole
 context are extracted and the k steps of the generated interval are compared: unsupervised = audio-only vs
 video-only features, visual = generated vs GT video-only features, multimodal = generated+audio vs GT+audio.
@@ -82,7 +83,8 @@ class GeneratorTrainConfig:
     silent_path: str = "models/silent.pt"
     silent_target: float = 0.0  # [ours] weight of L1(G(identity, silence), silent.npy GT); synthetic data only
     avhubert_path: str = ""  # AV-HuBERT checkpoint for the avhubert_* sync losses (none here: not available)
-    avhubert_context: int = 10  # GT frames on each side of the generated window given to AV-HuBERT
+    avhubert_context: int = -1  # GT frames on each side of the window given to AV-HuBERT; -1 = the whole clip (P2)
+    avhubert_max_frames: int = 250  # memory cap of the whole-clip context, frames around the window
     analysis_windows: int = 64  # validation windows of the lip-leak / silent checks
     samples: int = 4  # rows of the sample grid PNG
 
@@ -184,10 +186,17 @@ class ClipContext:
     """
 
     def __init__(self, clips_dir: str | Path, clip_ids: list[str], k: int, context: int,
-                 roi: MouthROIConfig = MouthROIConfig()):
+                 roi: MouthROIConfig = MouthROIConfig(), max_frames: int = 250):
+        """context >= 0: `context` GT frames on each side of the window (every item the same length); context < 0:
+        the whole clip (P2 §3.5: "features from the entire video"), at most `max_frames` frames around the window
+        (a memory cap), items padded to the batch's longest with a padding mask."""
         self.clips_dir, self.clip_ids, self.k, self.roi = Path(clips_dir), list(clip_ids), k, roi
         lengths = [json.loads((self.clips_dir / c / "meta.json").read_text())["n_frames"] for c in self.clip_ids]
-        self.length = min(k + 2 * context, min(lengths))  # T frames given to AV-HuBERT
+        if max_frames < k:
+            raise ValueError(f"avhubert_max_frames ({max_frames}) must hold one window of {k} frames")
+        self.whole = context < 0
+        self.max_frames = max_frames
+        self.length = max_frames if self.whole else min(k + 2 * context, min(lengths))  # frames given to AV-HuBERT
         self.context = context
         self._cache: dict[int, dict[str, Any]] = {}
 
@@ -206,19 +215,31 @@ class ClipContext:
         return self._cache[c]
 
     def fetch(self, clips: list[int], starts: list[int], device: torch.device) -> dict[str, torch.Tensor]:
-        """GT context of each window: frames [B,T,3,S,S], mats [B,T,2,3], audio [B,T,104], offset [B] (long)."""
-        frames, mats, audio, offsets = [], [], [], []
+        """GT context of each window: frames [B,T,3,S,S], mats [B,T,2,3], audio [B,T,104], offset [B] (long), and
+        padding_mask [B,T] (True where an item is padded: whole-clip contexts differ in length)."""
+        frames, mats, audio, offsets, lengths = [], [], [], [], []
         for c, f in zip(clips, starts):
             clip = self._clip(int(c))
             n = len(clip["frames"])
-            s0 = int(min(max(int(f) - self.context, 0), n - self.length))
-            sl = slice(s0, s0 + self.length)
+            length = min(n, self.length)
+            before = (length - self.k) // 2 if self.whole else self.context  # the window in the middle when whole
+            s0 = int(min(max(int(f) - before, 0), n - length))
+            sl = slice(s0, s0 + length)
             frames.append(torch.from_numpy(np.array(clip["frames"][sl])).permute(0, 3, 1, 2).float() / 255.0)
             mats.append(torch.from_numpy(clip["mats"][sl]))
             audio.append(torch.from_numpy(np.ascontiguousarray(clip["audio"][sl])))
             offsets.append(int(f) - s0)
-        return {"frames": torch.stack(frames).to(device), "mats": torch.stack(mats).to(device),
-                "audio": torch.stack(audio).to(device), "offset": torch.tensor(offsets, device=device)}
+            lengths.append(length)
+        t = max(lengths)
+
+        def pad(x: torch.Tensor) -> torch.Tensor:  # repeat the last frame: valid ROI maps, masked out anyway
+            return torch.cat([x, x[-1:].expand(t - len(x), *x.shape[1:])]) if len(x) < t else x
+
+        mask = torch.arange(t)[None] >= torch.tensor(lengths)[:, None]
+        return {"frames": torch.stack([pad(x) for x in frames]).to(device),
+                "mats": torch.stack([pad(x) for x in mats]).to(device),
+                "audio": torch.stack([pad(x) for x in audio]).to(device),
+                "offset": torch.tensor(offsets, device=device), "padding_mask": mask.to(device)}
 
 
 class AVHubertSync:
@@ -250,17 +271,18 @@ class AVHubertSync:
         r = self.context.roi.roi_size
         rois = lip_rois(flat(video), flat(ctx["mats"]), self.context.roi).reshape(b, t, 1, r, r)
         off = ctx["offset"]
+        mask = ctx["padding_mask"] if bool(ctx["padding_mask"].any()) else None
         if self.kind == "avhubert_unsupervised":
             with torch.no_grad():
-                f_a = self._steps(self.model.extract(None, ctx["audio"]), off, k)
-            f_v = self._steps(self.model.extract(rois, None), off, k)
+                f_a = self._steps(self.model.extract(None, ctx["audio"], mask), off, k)
+            f_v = self._steps(self.model.extract(rois, None, mask), off, k)
             return avhubert_sync_loss(f_a.float(), f_v.float(), self.clamp_min)
         with torch.no_grad():
             gt_rois = lip_rois(flat(ctx["frames"]), flat(ctx["mats"]), self.context.roi).reshape(rois.shape)
         audio = ctx["audio"] if self.kind == "avhubert_multimodal" else None
         with torch.no_grad():
-            f_gt = self._steps(self.model.extract(gt_rois, audio), off, k)
-        f_gen = self._steps(self.model.extract(rois, audio), off, k)
+            f_gt = self._steps(self.model.extract(gt_rois, audio, mask), off, k)
+        f_gen = self._steps(self.model.extract(rois, audio, mask), off, k)
         return avhubert_sync_loss(f_gt.float(), f_gen.float(), self.clamp_min)
 
 
@@ -506,7 +528,8 @@ def build_task(cfg: GeneratorTrainConfig, train_set: WindowDataset | None = None
         if train_set is None:
             raise ValueError("the AV-HuBERT sync loss needs the training window dataset (for its clip context)")
         digests["avhubert"] = file_digest(cfg.avhubert_path)
-        context = ClipContext(clips_dir, train_set.clip_ids, cfg.window.k, cfg.avhubert_context)
+        context = ClipContext(clips_dir, train_set.clip_ids, cfg.window.k, cfg.avhubert_context,
+                              max_frames=cfg.avhubert_max_frames)
         avhubert = AVHubertSync(load_avhubert_checkpoint(cfg.avhubert_path), context, lc.sync_kind, lc.sync_clamp_min)
     return GeneratorTask(cfg, audio_encoder, audio_spec, expert, silent, perceptual, avhubert, notes, digests)
 
