@@ -89,6 +89,7 @@ PAPER_SETUP: dict[str, dict[str, str]] = {
         "silent.loop.batch_size": "16",       # [ours, Wav2Lip's generator batch]
         "silent.lr": "1.0e-4",                # [ours, P2 §3.6's generator lr]
         "silent.gan_start_step": "0",         # no CPU-only delay
+        "silent.loss.perceptual_form": "p2", "silent.loss.perceptual_fallback": "none",  # VGG-19 as P2 Eq. 2
         "silent.disc.width": "32", "silent.disc.max_width": "512",  # [ours]
         "silent.loop.steps": "100000",        # [ours]
         "silent.loop.eval_every": "2000", "silent.loop.checkpoint_every": "2000",  # [ours]
@@ -103,6 +104,8 @@ PAPER_SETUP: dict[str, dict[str, str]] = {
         "generator.disc.width": "32", "generator.disc.max_width": "512",  # [ours]
         "generator.loss.pixel": "10.0", "generator.loss.perceptual": "1.0", "generator.loss.gan": "1.0",  # [P2 §3.6]
         "generator.loss.sync": "2.0", "generator.loss.triplet": "0.5",  # P1's weights [METHOD.md notes]
+        "generator.loss.perceptual_form": "p2", "generator.loss.perceptual_fallback": "none",  # P2 Eq. 2, VGG-19
+        "generator.avhubert_context": "-1",   # the whole clip [P2 §3.5] (used by the AV-HuBERT sync losses)
         "generator.loop.steps": "200000",     # [ours]
         "generator.loop.eval_every": "2000", "generator.loop.checkpoint_every": "2000",  # [ours]
     },

@@ -202,6 +202,20 @@ def test_sync_loss_without_expert_or_avhubert_is_a_clear_error(tmp_path, monkeyp
     assert task.notes["val_sync"].startswith("not available: ")
 
 
+def test_structural_substitute_stands_in_for_missing_vgg_and_says_so(tmp_path, monkeypatch):
+    from talkface.losses import StructuralLoss
+    from talkface.models import vgg as vgg_mod
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty cache: VGG-19 is absent for sure
+    cfg = _cfg(sync_kind="none", perceptual=1.0, perceptual_fallback="ssim")
+    cfg.audio_encoder = "joint"
+    task = build_task(cfg)
+    assert isinstance(task.perceptual, StructuralLoss)
+    assert task.notes["perceptual"].startswith("substitute: 1 - SSIM (VGG-19 not available")
+    assert vgg_mod.VGG19_FILENAME in task.notes["perceptual"]
+
+
 _DDP_SCRIPT = r"""
 import os, sys, torch
 sys.path.insert(0, os.environ["TESTS_DIR"])
@@ -306,14 +320,14 @@ def test_differentiable_lip_roi_matches_mouth_roi():
     assert (ours - ref).abs().mean() < 0.06  # ~2 grey levels: uint8 rounding and interpolation details
 
 
-def _clip_store(root, n=20, size=S):
-    d = root / "clips" / "c0"
+def _clip_store(root, n=20, size=S, name="c0"):
+    d = root / "clips" / name
     d.mkdir(parents=True)
     rng = np.random.default_rng(0)
     np.save(d / "frames.npy", rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8))
     np.save(d / "landmarks.npy", np.repeat(_face_landmarks(size)[None], n, 0).astype(np.float32))
     np.save(d / "audio.npy", (0.1 * rng.standard_normal(n * 640)).astype(np.float32))
-    (d / "meta.json").write_text(json.dumps({"clip_id": "c0", "n_frames": n}))
+    (d / "meta.json").write_text(json.dumps({"clip_id": name, "n_frames": n}))
     return root / "clips"
 
 
@@ -371,33 +385,40 @@ def test_ablation_presets_are_valid_overrides():
 
 def test_paper_setup_switches_are_valid_overrides():
     """Each model's paper switch (stages/queue_ablations.py PAPER_SETUP) names existing params.yaml keys and gives a
-    section that its stage's config class accepts."""
+    config that its stage builds (the stages' own `configs`, strict keys and the values passed down)."""
+    import copy
     import importlib.util
+    import sys
     from pathlib import Path
 
     import yaml
 
-    from talkface.config import build
-    from talkface.train.sync import CONFIGS
-
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("queue_ablations", root / "stages" / "queue_ablations.py")
-    qa = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(qa)
+
+    def script(name):
+        sys.path.insert(0, str(root / "stages"))
+        try:
+            spec = importlib.util.spec_from_file_location(name, root / "stages" / f"{name}.py")
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            return mod
+        finally:
+            sys.path.remove(str(root / "stages"))
+
+    qa, experts, generators = script("queue_ablations"), script("train_expert"), script("train_generator")
     assert set(qa.PAPER_SETUP) == {"syncnet", "avsyncnet", "silent", "generator"}
     params = yaml.safe_load((root / "params.yaml").read_text())
-    classes = {**CONFIGS, "silent": GeneratorTrainConfig, "generator": GeneratorTrainConfig}
     for model, overrides in qa.PAPER_SETUP.items():
-        section = params[model]
+        changed = copy.deepcopy(params)
         for key, value in overrides.items():
-            head, *keys = key.split(".")
-            assert head == model, key
-            node = section
-            for k in keys[:-1]:
+            node = changed
+            *path, last = key.split(".")
+            for k in path:
                 node = node[k]
-            assert keys[-1] in node, f"{model}: {key} is not a params.yaml key"
-            node[keys[-1]] = yaml.safe_load(value)
-        cfg = build(classes[model], section, model)
+            assert last in node, f"{model}: {key} is not a params.yaml key"
+            node[last] = yaml.safe_load(value)
+        cfg = experts.configs(changed, model)[0] if model in ("syncnet", "avsyncnet") else \
+            generators.configs(changed, model)
         assert cfg.lr == 1e-4  # the papers' (Wav2Lip's) learning rate for every model
     cmd = qa.paper_command(["syncnet", "generator"], "/data/LRS2")
     assert cmd[:6] == ["dvc", "exp", "run", "--queue", "-n", "paper-syncnet-generator"]
@@ -424,3 +445,26 @@ def test_experiments_file_is_written_from_dvc_exp_show(tmp_path):
     out = tmp_path / "metrics" / "experiments.json"
     assert qa.export(str(out), run=fake_run) == 2
     assert calls == [["dvc", "exp", "show", "--json"]] and json.loads(out.read_text()) == shown
+
+
+def test_avhubert_whole_clip_context_pads_and_masks(tmp_path):
+    """context -1: each item gets its whole clip (up to max_frames, the window in the middle), padded to the batch's
+    longest with a padding mask; the generated window sits at its true offset."""
+    _clip_store(tmp_path, n=20, name="c0")
+    _clip_store(tmp_path, n=12, name="c1")
+    context = ClipContext(tmp_path / "clips", ["c0", "c1"], K, context=-1, max_frames=16)
+    ctx = context.fetch([0, 1, 0], [0, 5, 14], torch.device("cpu"))
+    assert ctx["frames"].shape[:2] == (3, 16) and ctx["audio"].shape[:2] == (3, 16)
+    # c0 (20 frames) capped at 16 around the window: window 0 -> frames 0..15, window 14 -> frames 4..19
+    # c1 (12 frames): the whole clip, 4 padded steps
+    assert ctx["offset"].tolist() == [0, 5, 10]
+    assert ctx["padding_mask"].tolist() == [[False] * 16, [False] * 12 + [True] * 4, [False] * 16]
+    gt = np.load(tmp_path / "clips" / "c0" / "frames.npy")
+    torch.testing.assert_close(ctx["frames"][2, 10], torch.from_numpy(gt[14]).permute(2, 0, 1).float() / 255)
+    torch.manual_seed(2)
+    model = AVHubert(AVHubertArch(embed_dim=32, layers=1, ffn_dim=64, heads=2, conv_pos=4, conv_pos_groups=2))
+    loss = AVHubertSync(model, context, "avhubert_visual")(torch.rand(3, K, 3, S, S), torch.tensor([0, 1, 0]),
+                                                            torch.tensor([0, 5, 14]))
+    assert torch.isfinite(loss)
+    with pytest.raises(ValueError, match="avhubert_max_frames"):
+        ClipContext(tmp_path / "clips", ["c0"], K, context=-1, max_frames=K - 1)

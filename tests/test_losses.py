@@ -134,6 +134,36 @@ def test_perceptual_loss_weighted_mse_of_features():
     assert loss_fn.distance(a, b).shape == (2,)
 
 
+def test_perceptual_loss_p2_form_is_the_unsquared_norm_per_frame():
+    torch.manual_seed(0)
+    vgg = VGG19Features(layers=("relu1_1", "relu2_1"))
+    loss_fn = PerceptualLoss(vgg, [2.0, 0.5], form="p2")
+    a, b = torch.rand(2, 3, 3, 16, 16), torch.rand(2, 3, 3, 16, 16)
+    fa, fb = vgg(a.reshape(6, 3, 16, 16)), vgg(b.reshape(6, 3, 16, 16))
+    per_frame = sum(w * torch.linalg.vector_norm((fa[n] - fb[n]).reshape(6, -1), dim=1)
+                    for n, w in (("relu1_1", 2.0), ("relu2_1", 0.5)))
+    torch.testing.assert_close(loss_fn.distance(a, b), per_frame.reshape(2, 3).mean(dim=1))
+    # not squared: doubling the difference doubles the loss (the Johnson form would quadruple it at the first layer)
+    assert loss_fn(a, a).item() == 0.0
+    with pytest.raises(ValueError, match="perceptual form"):
+        PerceptualLoss(vgg, [1.0, 1.0], form="l1")
+
+
+def test_structural_substitute_is_one_minus_ssim():
+    from talkface.losses import StructuralLoss
+    from talkface.metrics.image import ssim
+
+    torch.manual_seed(0)
+    loss_fn = StructuralLoss()
+    a, b = torch.rand(2, 3, 3, 32, 32), torch.rand(2, 3, 3, 32, 32)
+    want = (1 - ssim(a.reshape(6, 3, 32, 32), b.reshape(6, 3, 32, 32))).reshape(2, 3).mean(dim=1)
+    torch.testing.assert_close(loss_fn.distance(a, b).double(), want, rtol=1e-5, atol=1e-6)
+    assert loss_fn(a, a).item() == pytest.approx(0.0, abs=1e-6)
+    g = a.clone().requires_grad_(True)
+    loss_fn(g, b).backward()
+    assert g.grad.abs().sum() > 0
+
+
 def test_gan_losses_known_values():
     zero = torch.zeros(2, 5)
     assert math.isclose(gan_generator_loss(zero).item(), math.log(2), rel_tol=1e-6)

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from talkface.models.avsyncnet import AVSyncNet, AVSyncNetConfig
 from talkface.models.discriminator import Discriminator, DiscriminatorConfig
@@ -122,6 +123,60 @@ def test_generator_shapes(size, skip):
     assert ((out >= 0) & (out <= 1)).all()
     with pytest.raises(ValueError, match="indiv_mels"):
         gen(torch.rand(2, 5, 3, size, size), torch.rand(2, 5, 3, size, size), torch.randn(2, 5, 80, 16))
+
+
+@pytest.mark.parametrize("upsample,norm", [("resize", "batch"), ("resize", "group"), ("transposed", "group")])
+def test_generator_resize_upsampling_and_group_norm_shapes(upsample, norm):
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(face_size=96, width=4, max_width=32, upsample=upsample, norm=norm)
+    gen = Generator(cfg, AudioEncoder(width=4), freeze_audio=False)
+    out = gen(torch.rand(2, 5, 3, 96, 96), torch.rand(2, 5, 3, 96, 96), torch.randn(2, 5, 1, 80, 16))
+    assert out.shape == (2, 5, 3, 96, 96)
+    kinds = {type(m) for m in gen.decoder.modules()}
+    assert (nn.Upsample in kinds) == (upsample == "resize")
+    assert (nn.ConvTranspose2d in kinds)  # the 1x1 -> r x r bottom level stays a transposed conv
+    assert (nn.GroupNorm in kinds) == (norm == "group") and (nn.BatchNorm2d in kinds) == (norm == "batch")
+    n_transposed = sum(isinstance(m, nn.ConvTranspose2d) for m in gen.decoder.modules())
+    assert n_transposed == (1 if upsample == "resize" else len(gen.decoder))
+
+
+def test_resize_upsampling_has_no_checkerboard():
+    """A constant feature map through an untrained x2 layer: the resize layer keeps it flat (away from the border),
+    a stride-2 transposed conv gives a period-2 pattern."""
+    from talkface.models.generator import resize_up_relu_bn, up_relu_bn
+
+    torch.manual_seed(0)
+    x = torch.ones(1, 4, 8, 8)
+    flat = resize_up_relu_bn(4, 4)[:2](x)[..., 2:-2, 2:-2]  # upsample + conv, before ReLU/BN
+    checker = up_relu_bn(4, 4, 3, 2, 1, 1)[:1](x)[..., 2:-2, 2:-2]
+    assert flat.std(dim=(-1, -2)).max() < 1e-5
+    assert checker.std(dim=(-1, -2)).min() > 1e-3
+
+
+def test_composition_keeps_the_true_upper_face():
+    from talkface.models.generator import seam_mask
+
+    torch.manual_seed(0)
+    s = 96
+    gen = Generator(GeneratorConfig(face_size=s, width=4, max_width=32, compose=True, seam=0.0625),
+                    AudioEncoder(width=4), freeze_audio=False)
+    full = torch.rand(2, 5, 3, s, s)
+    pose = full.clone()
+    pose[..., s // 2:, :] = 0.0  # the contract's pose input
+    raw_cfg = GeneratorConfig(face_size=s, width=4, max_width=32)
+    raw = Generator(raw_cfg, gen.audio_encoder, freeze_audio=False)
+    raw.load_state_dict(gen.state_dict())
+    ident, mels = torch.rand(2, 5, 3, s, s), torch.randn(2, 5, 1, 80, 16)
+    with torch.no_grad():
+        out, generated = gen(pose, ident, mels), raw(pose, ident, mels)
+    ramp = round(0.0625 * s)  # 6 rows of blend ending at the half line
+    assert torch.equal(out[..., : s // 2 - ramp, :], full[..., : s // 2 - ramp, :])  # the true upper face, exactly
+    assert torch.equal(out[..., s // 2:, :], generated[..., s // 2:, :])  # the generated lower face, exactly
+    m = seam_mask(s, 0.0625)[:, 0]
+    assert m[s // 2 - ramp - 1] == 0 and m[s // 2] == 1 and (m[s // 2 - ramp: s // 2].diff() > 0).all()
+    band = slice(s // 2 - ramp, s // 2)
+    want = m[band, None] * generated[..., band, :] + (1 - m[band, None]) * full[..., band, :]
+    assert torch.allclose(out[..., band, :], want, atol=1e-6)
 
 
 def test_generator_uses_audio_and_both_references():

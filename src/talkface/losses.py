@@ -5,7 +5,9 @@
 - stabilized_sync_loss: P1's L_ss from x = sim(generated, A), y = sim(GT, A), d = sim(identity reference, A)
 - avhubert_sync_loss:   P2's -log(cos) of AV-HuBERT features over the k generated steps (all three variants)
 - adaptive_triplet_loss: max(0, D(G,GT) - D(G,R) + alpha D(GT,R)) [ours: formula not public]
-- PerceptualLoss:       weighted MSE of VGG-19 features (Johnson et al.: squared L2 / (C H W) per layer)
+- PerceptualLoss:       VGG-19 feature distance over chosen layers: P2's Eq. 2 form, sum_i c_i ||phi_i(a) - phi_i(b)||_2
+                        (`perceptual_form: p2`), or Johnson et al.'s feature loss, squared L2 / (C H W) (`johnson`)
+- StructuralLoss:       1 - SSIM [ours], the labelled substitute of the perceptual term when no VGG-19 weights exist
 - gan_generator_loss / gan_discriminator_loss: non-saturating BCE-with-logits GAN
 - pixel_loss:           L1
 """
@@ -21,6 +23,7 @@ from torch import nn
 
 from .models.vgg import DEFAULT_LAYERS, VGG19Features
 
+PERCEPTUAL_FORMS = ("p2", "johnson")
 SYNC_KINDS = ("none", "plain", "stabilized", "avhubert_unsupervised", "avhubert_visual", "avhubert_multimodal")
 
 
@@ -41,6 +44,8 @@ class LossConfig:
     triplet_region: str = "upper"  # face part compared by the triplet: full | upper | lower (pose leaks show above the mouth)
     perceptual_layers: list[str] = field(default_factory=lambda: list(DEFAULT_LAYERS))
     perceptual_weights: list[float] = field(default_factory=lambda: [1.0] * len(DEFAULT_LAYERS))
+    perceptual_form: str = "johnson"  # p2 (Eq. 2: sum_i c_i ||phi_i diff||_2) | johnson (squared L2 / (C H W))
+    perceptual_fallback: str = "none"  # without VGG-19 weights: none (term off) | ssim (1 - SSIM, labelled) [ours]
     vgg_path: str = ""  # empty: vgg19-dcbb9e9d.pth from the torch hub cache
 
     def __post_init__(self) -> None:
@@ -50,6 +55,10 @@ class LossConfig:
             raise ValueError(f"loss.triplet_distance must be perceptual or pixel, got '{self.triplet_distance}'")
         if self.triplet_region not in REGIONS:
             raise ValueError(f"loss.triplet_region must be one of {REGIONS}, got '{self.triplet_region}'")
+        if self.perceptual_form not in PERCEPTUAL_FORMS:
+            raise ValueError(f"loss.perceptual_form must be one of {PERCEPTUAL_FORMS}, got '{self.perceptual_form}'")
+        if self.perceptual_fallback not in ("none", "ssim"):
+            raise ValueError(f"loss.perceptual_fallback must be none or ssim, got '{self.perceptual_fallback}'")
         if len(self.perceptual_layers) != len(self.perceptual_weights):
             raise ValueError(f"loss.perceptual_layers ({len(self.perceptual_layers)}) and perceptual_weights "
                              f"({len(self.perceptual_weights)}) differ in length")
@@ -157,14 +166,19 @@ def pixel_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class PerceptualLoss(nn.Module):
-    """sum_i c_i * MSE(VGG_i(a), VGG_i(b)) over the chosen VGG-19 layers.
+    """sum_i c_i * d(VGG_i(a), VGG_i(b)) over the chosen VGG-19 layers, d per `form`:
+    "p2": ||.||_2 of the whole feature difference of a frame (P2 Eq. 2: not squared, not normalised);
+    "johnson": squared L2 / (C H W), the mean squared feature difference (Johnson et al.'s feature loss).
 
     Accepts [B,k,3,H,W] (frames folded) or [N,3,H,W]. `distance` gives the per-sample value [B] (frames averaged);
     calling the module gives its batch mean.
     """
 
-    def __init__(self, vgg: VGG19Features, layer_weights: list[float] | None = None):
+    def __init__(self, vgg: VGG19Features, layer_weights: list[float] | None = None, form: str = "johnson"):
         super().__init__()
+        if form not in PERCEPTUAL_FORMS:
+            raise ValueError(f"perceptual form must be one of {PERCEPTUAL_FORMS}, got '{form}'")
+        self.form = form
         self.vgg = vgg
         weights = [1.0] * len(vgg.layers) if layer_weights is None else list(layer_weights)
         if len(weights) != len(vgg.layers):
@@ -175,7 +189,7 @@ class PerceptualLoss(nn.Module):
     def from_config(cls, cfg: LossConfig) -> "PerceptualLoss":
         """Loads VGG-19 (raises WeightsNotAvailable when the file is absent)."""
         vgg = VGG19Features.from_pretrained(cfg.vgg_path or None, cfg.perceptual_layers)
-        return cls(vgg, cfg.perceptual_weights)
+        return cls(vgg, cfg.perceptual_weights, cfg.perceptual_form)
 
     def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if a.shape != b.shape:
@@ -183,8 +197,30 @@ class PerceptualLoss(nn.Module):
         batch = a.shape[0]
         fa = self.vgg(a.reshape(-1, *a.shape[-3:]))
         fb = self.vgg(b.reshape(-1, *b.shape[-3:]))
-        total = sum(w * (fa[n] - fb[n]).pow(2).flatten(1).mean(dim=1) for n, w in self.layer_weights.items())
+        if self.form == "p2":
+            total = sum(w * (fa[n] - fb[n]).flatten(1).norm(dim=1) for n, w in self.layer_weights.items())
+        else:
+            total = sum(w * (fa[n] - fb[n]).pow(2).flatten(1).mean(dim=1) for n, w in self.layer_weights.items())
         return _per_sample(total, batch)
+
+    def forward(self, generated: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        return self.distance(generated, gt).mean()
+
+
+class StructuralLoss(nn.Module):
+    """1 - SSIM (Gaussian 11x11, sigma 1.5, the metric's own definition) [ours]: what stands in for the perceptual
+    term when the VGG-19 weights are absent, so that a run without them still has a structure-aware term. Not the
+    papers' loss; runs that use it say so (`perceptual: substitute ...` in their metrics). Same interface as
+    PerceptualLoss: `distance` -> [B], the module -> batch mean."""
+
+    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        from .metrics.image import ssim
+
+        if a.shape != b.shape:
+            raise ValueError(f"structural distance: shapes differ {list(a.shape)} vs {list(b.shape)}")
+        batch = a.shape[0]
+        value = 1.0 - ssim(a.reshape(-1, *a.shape[-3:]).float(), b.reshape(-1, *b.shape[-3:]).float())
+        return _per_sample(value.to(a.dtype if a.dtype.is_floating_point else torch.float32), batch)
 
     def forward(self, generated: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
         return self.distance(generated, gt).mean()

@@ -11,6 +11,11 @@ Frames are folded into the batch (B*k), as in Wav2Lip. Layout:
 - decoder: per level one transposed conv (x2 up, or 1 -> r at the bottom) followed by two stride-1 convs; after each
   level the mirrored features of BOTH encoders are joined (skip="concat", U-Net/Wav2Lip style, or "add", residual).
 - output: 3x3 conv block, 1x1 conv to RGB, sigmoid.
+- [ours, not the papers'] `upsample: resize` replaces each x2 transposed conv by nearest x2 + 3x3 conv (transposed
+  convs with stride 2 leave checkerboard artefacts on short runs); `norm: group` uses GroupNorm instead of BatchNorm
+  (batch statistics of B*k = 20 images do not hold); `compose: true` returns the pose input's upper half (the true
+  upper face, which the pose input carries) above the mouth, the generated pixels below, blended over a soft seam of
+  `seam` x S rows ending at the half line, so the model's capacity goes to the lower face.
 The audio encoder is passed in: a sync expert's `audio_encoder` (frozen, P1 setups B/D/E/G) or a fresh trainable
 `AudioEncoder` (setup A). Channel widths: `width` at full resolution, doubling per level up to `max_width`.
 """
@@ -33,16 +38,51 @@ class GeneratorConfig:
     max_width: int = 256  # channel cap for the deep levels and the bottleneck (Wav2Lip-size: 512)
     audio_dim: int = 512  # channels of the audio embedding [B,audio_dim,1,1]
     skip: str = "concat"  # how encoder features join the decoder: concat | add
+    upsample: str = "transposed"  # decoder x2 upsampling: transposed (the papers') | resize (nearest x2 + 3x3 conv)
+    norm: str = "batch"  # batch (the papers') | group (GroupNorm, for small batches)
+    compose: bool = False  # output = pose input's upper half + generated lower half over a soft seam [ours]
+    seam: float = 0.0625  # blend ramp of the composition, as a share of S, ending at the half line
 
 
-def conv_relu_bn(cin: int, cout: int, kernel: int, stride: int = 1, padding: int | None = None) -> nn.Sequential:
+NORMS = ("batch", "group")
+UPSAMPLES = ("transposed", "resize")
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """BatchNorm2d, or GroupNorm with groups of (up to) 8 channels, which does not depend on the batch."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(max(1, channels // 8) if channels % 8 == 0 else 1, channels)
+    raise ValueError(f"generator norm must be one of {NORMS}, got {kind!r}")
+
+
+def conv_relu_bn(cin: int, cout: int, kernel: int, stride: int = 1, padding: int | None = None,
+                 norm: str = "batch") -> nn.Sequential:
     pad = kernel // 2 if padding is None else padding
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, pad), nn.ReLU(inplace=True), nn.BatchNorm2d(cout))
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, pad), nn.ReLU(inplace=True), make_norm(norm, cout))
 
 
-def up_relu_bn(cin: int, cout: int, kernel: int, stride: int, padding: int, output_padding: int) -> nn.Sequential:
+def up_relu_bn(cin: int, cout: int, kernel: int, stride: int, padding: int, output_padding: int,
+               norm: str = "batch") -> nn.Sequential:
     return nn.Sequential(nn.ConvTranspose2d(cin, cout, kernel, stride, padding, output_padding),
-                         nn.ReLU(inplace=True), nn.BatchNorm2d(cout))
+                         nn.ReLU(inplace=True), make_norm(norm, cout))
+
+
+def resize_up_relu_bn(cin: int, cout: int, norm: str = "batch") -> nn.Sequential:
+    """x2 nearest-neighbour upsampling then a 3x3 conv: every output pixel sees the same kernel taps, no checkerboard."""
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1),
+                         nn.ReLU(inplace=True), make_norm(norm, cout))
+
+
+def seam_mask(face_size: int, seam: float) -> torch.Tensor:
+    """float32 [S, 1] weight of the generated pixels per row: 0 above the ramp, a smoothstep from 0 to 1 over the
+    `seam` x S rows that end at the half line, 1 from the half line down (the pose input is black there)."""
+    half = face_size // 2
+    ramp = max(1, int(round(seam * face_size)))
+    rows = torch.arange(face_size, dtype=torch.float32) + 0.5
+    t = ((rows - (half - ramp)) / ramp).clamp(0.0, 1.0)
+    return (t * t * (3 - 2 * t)).reshape(face_size, 1)
 
 
 def level_sizes(face_size: int) -> list[int]:
@@ -58,16 +98,17 @@ def level_sizes(face_size: int) -> list[int]:
 class FaceEncoder(nn.Module):
     """[N,3,S,S] -> list of per-level features (full size first) and the [N,C,1,1] bottleneck."""
 
-    def __init__(self, sizes: list[int], channels: list[int], bottleneck: int):
+    def __init__(self, sizes: list[int], channels: list[int], bottleneck: int, norm: str = "batch"):
         super().__init__()
         levels, cin = [], 3
         for i, cout in enumerate(channels):
-            first = conv_relu_bn(cin, cout, 7, 1) if i == 0 else conv_relu_bn(cin, cout, 3, 2, 1)
-            levels.append(nn.Sequential(first, conv_relu_bn(cout, cout, 3), conv_relu_bn(cout, cout, 3)))
+            first = conv_relu_bn(cin, cout, 7, 1, norm=norm) if i == 0 else conv_relu_bn(cin, cout, 3, 2, 1, norm=norm)
+            levels.append(nn.Sequential(first, conv_relu_bn(cout, cout, 3, norm=norm),
+                                        conv_relu_bn(cout, cout, 3, norm=norm)))
             cin = cout
         self.levels = nn.ModuleList(levels)
-        self.bottleneck = nn.Sequential(conv_relu_bn(cin, bottleneck, sizes[-1], 1, 0),
-                                        conv_relu_bn(bottleneck, bottleneck, 1))
+        self.bottleneck = nn.Sequential(conv_relu_bn(cin, bottleneck, sizes[-1], 1, 0, norm=norm),
+                                        conv_relu_bn(bottleneck, bottleneck, 1, norm=norm))
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         feats = []
@@ -82,13 +123,16 @@ class Generator(nn.Module):
         super().__init__()
         if cfg.skip not in ("concat", "add"):
             raise ValueError(f"generator skip must be 'concat' or 'add', got '{cfg.skip}'")
+        if cfg.upsample not in UPSAMPLES:
+            raise ValueError(f"generator upsample must be one of {UPSAMPLES}, got {cfg.upsample!r}")
         self.cfg = cfg
         sizes = level_sizes(cfg.face_size)
         channels = [min(cfg.width * 2**i, cfg.max_width) for i in range(len(sizes))]
         bottleneck = min(cfg.width * 2 ** len(sizes), cfg.max_width)
-        self.identity_encoder = FaceEncoder(sizes, channels, bottleneck)
-        self.pose_encoder = FaceEncoder(sizes, channels, bottleneck)
-        self.reduce = conv_relu_bn(2 * bottleneck, bottleneck, 1)
+        norm = cfg.norm
+        self.identity_encoder = FaceEncoder(sizes, channels, bottleneck, norm)
+        self.pose_encoder = FaceEncoder(sizes, channels, bottleneck, norm)
+        self.reduce = conv_relu_bn(2 * bottleneck, bottleneck, 1, norm=norm)
 
         self.audio_encoder = audio_encoder
         self.freeze_audio = freeze_audio
@@ -101,14 +145,19 @@ class Generator(nn.Module):
         decoder, cin = [], bottleneck + cfg.audio_dim
         for i in reversed(range(len(sizes))):
             cout = channels[i]
-            if i == len(sizes) - 1:  # 1x1 -> r x r
-                up = up_relu_bn(cin, cout, sizes[-1], 1, 0, 0)
+            if i == len(sizes) - 1:  # 1x1 -> r x r (one input pixel: no checkerboard to avoid)
+                up = up_relu_bn(cin, cout, sizes[-1], 1, 0, 0, norm=norm)
+            elif cfg.upsample == "resize":
+                up = resize_up_relu_bn(cin, cout, norm=norm)
             else:  # x2
-                up = up_relu_bn(cin, cout, 3, 2, 1, 1)
-            decoder.append(nn.Sequential(up, conv_relu_bn(cout, cout, 3), conv_relu_bn(cout, cout, 3)))
+                up = up_relu_bn(cin, cout, 3, 2, 1, 1, norm=norm)
+            decoder.append(nn.Sequential(up, conv_relu_bn(cout, cout, 3, norm=norm),
+                                         conv_relu_bn(cout, cout, 3, norm=norm)))
             cin = cout * skip_factor
         self.decoder = nn.ModuleList(decoder)
-        self.output = nn.Sequential(conv_relu_bn(cin, channels[0], 3), nn.Conv2d(channels[0], 3, 1), nn.Sigmoid())
+        self.output = nn.Sequential(conv_relu_bn(cin, channels[0], 3, norm=norm), nn.Conv2d(channels[0], 3, 1),
+                                    nn.Sigmoid())
+        self.register_buffer("seam", seam_mask(cfg.face_size, cfg.seam), persistent=False)
 
     def train(self, mode: bool = True) -> "Generator":
         super().train(mode)
@@ -146,4 +195,8 @@ class Generator(nn.Module):
         for block, id_f, pose_f in zip(self.decoder, reversed(id_feats), reversed(pose_feats)):
             x = block(x)
             x = torch.cat([x, id_f, pose_f], dim=1) if self.cfg.skip == "concat" else x + id_f + pose_f
-        return self.output(x).reshape(b, k, 3, s, s)
+        out = self.output(x).reshape(b, k, 3, s, s)
+        if self.cfg.compose:
+            m = self.seam.to(out.dtype)  # [S, 1]: broadcasts over width
+            out = m * out + (1 - m) * pose
+        return out

@@ -1,12 +1,13 @@
-"""P2's AV-HuBERT sync loss for generator training (P2 §3.3), one of the sync terms of train/generator.py.
+"""P2's AV-HuBERT sync loss for generator training (P2 §3.5), one of the sync terms of train/generator.py.
 
-The k generated frames are pasted into the ground-truth clip at their interval within a context of `context` GT
-frames on each side; mouth ROIs are cut differentiably (the similarity transform of `faces.mouth_roi`, computed from
+The k generated frames are pasted into the ground-truth clip at their interval: the whole clip (`context` < 0, P2's
+"features from the entire video", at most `max_frames` frames around the window, batches padded with a padding mask),
+or `context` GT frames on each side; mouth ROIs are cut differentiably (the similarity transform of `faces.mouth_roi`, computed from
 the GT landmarks, applied with grid_sample: `differentiable_lip_rois`); AV-HuBERT features of the whole context are
 extracted and the k steps of the generated interval are compared: unsupervised = audio-only vs video-only features,
 visual = generated vs GT video-only features, multimodal = generated+audio vs GT+audio.
 
-    context = ClipContext(clips_dir, train_set.clip_ids, k, context=10)
+    context = ClipContext(clips_dir, train_set.clip_ids, k, context=-1, max_frames=250)
     sync = AVHubertSync(avhubert_model, context, "avhubert_visual")
     loss = sync(generated [B,k,3,S,S], batch["clip"], batch["start"])
 """
@@ -79,10 +80,17 @@ class ClipContext:
     """
 
     def __init__(self, clips_dir: str | Path, clip_ids: list[str], k: int, context: int,
-                 roi: MouthROIConfig = MouthROIConfig()):
+                 roi: MouthROIConfig = MouthROIConfig(), max_frames: int = 250):
+        """context >= 0: `context` GT frames on each side of the window (every item the same length); context < 0:
+        the whole clip, at most `max_frames` frames around the window (a memory cap), items padded to the batch's
+        longest with a padding mask."""
         self.clips_dir, self.clip_ids, self.k, self.roi = Path(clips_dir), list(clip_ids), k, roi
         lengths = [json.loads((self.clips_dir / c / "meta.json").read_text())["n_frames"] for c in self.clip_ids]
-        self.length = min(k + 2 * context, min(lengths))  # T frames given to AV-HuBERT
+        if max_frames < k:
+            raise ValueError(f"avhubert_max_frames ({max_frames}) must hold one window of {k} frames")
+        self.whole = context < 0
+        self.max_frames = max_frames
+        self.length = max_frames if self.whole else min(k + 2 * context, min(lengths))  # frames given to AV-HuBERT
         self.context = context
         self._cache: dict[int, dict[str, Any]] = {}
 
@@ -101,19 +109,31 @@ class ClipContext:
         return self._cache[c]
 
     def fetch(self, clips: list[int], starts: list[int], device: torch.device) -> dict[str, torch.Tensor]:
-        """GT context of each window: frames [B,T,3,S,S], mats [B,T,2,3], audio [B,T,104], offset [B] (long)."""
-        frames, mats, audio, offsets = [], [], [], []
+        """GT context of each window: frames [B,T,3,S,S], mats [B,T,2,3], audio [B,T,104], offset [B] (long), and
+        padding_mask [B,T] (True where an item is padded: whole-clip contexts differ in length)."""
+        frames, mats, audio, offsets, lengths = [], [], [], [], []
         for c, f in zip(clips, starts):
             clip = self._clip(int(c))
             n = len(clip["frames"])
-            s0 = int(min(max(int(f) - self.context, 0), n - self.length))
-            sl = slice(s0, s0 + self.length)
+            length = min(n, self.length)
+            before = (length - self.k) // 2 if self.whole else self.context  # the window in the middle when whole
+            s0 = int(min(max(int(f) - before, 0), n - length))
+            sl = slice(s0, s0 + length)
             frames.append(torch.from_numpy(np.array(clip["frames"][sl])).permute(0, 3, 1, 2).float() / 255.0)
             mats.append(torch.from_numpy(clip["mats"][sl]))
             audio.append(torch.from_numpy(np.ascontiguousarray(clip["audio"][sl])))
             offsets.append(int(f) - s0)
-        return {"frames": torch.stack(frames).to(device), "mats": torch.stack(mats).to(device),
-                "audio": torch.stack(audio).to(device), "offset": torch.tensor(offsets, device=device)}
+            lengths.append(length)
+        t = max(lengths)
+
+        def pad(x: torch.Tensor) -> torch.Tensor:  # repeat the last frame: valid ROI maps, masked out anyway
+            return torch.cat([x, x[-1:].expand(t - len(x), *x.shape[1:])]) if len(x) < t else x
+
+        mask = torch.arange(t)[None] >= torch.tensor(lengths)[:, None]
+        return {"frames": torch.stack([pad(x) for x in frames]).to(device),
+                "mats": torch.stack([pad(x) for x in mats]).to(device),
+                "audio": torch.stack([pad(x) for x in audio]).to(device),
+                "offset": torch.tensor(offsets, device=device), "padding_mask": mask.to(device)}
 
 
 class AVHubertSync:
@@ -145,16 +165,17 @@ class AVHubertSync:
         r = self.context.roi.roi_size
         rois = differentiable_lip_rois(flat(video), flat(ctx["mats"]), self.context.roi).reshape(b, t, 1, r, r)
         off = ctx["offset"]
+        mask = ctx["padding_mask"] if bool(ctx["padding_mask"].any()) else None
         if self.kind == "avhubert_unsupervised":
             with torch.no_grad():
-                f_a = self._steps(self.model.extract(None, ctx["audio"]), off, k)
-            f_v = self._steps(self.model.extract(rois, None), off, k)
+                f_a = self._steps(self.model.extract(None, ctx["audio"], mask), off, k)
+            f_v = self._steps(self.model.extract(rois, None, mask), off, k)
             return avhubert_sync_loss(f_a.float(), f_v.float(), self.clamp_min)
         with torch.no_grad():
             gt_rois = differentiable_lip_rois(flat(ctx["frames"]), flat(ctx["mats"]),
                                               self.context.roi).reshape(rois.shape)
         audio = ctx["audio"] if self.kind == "avhubert_multimodal" else None
         with torch.no_grad():
-            f_gt = self._steps(self.model.extract(gt_rois, audio), off, k)
-        f_gen = self._steps(self.model.extract(rois, audio), off, k)
+            f_gt = self._steps(self.model.extract(gt_rois, audio, mask), off, k)
+        f_gen = self._steps(self.model.extract(rois, audio, mask), off, k)
         return avhubert_sync_loss(f_gt.float(), f_gen.float(), self.clamp_min)

@@ -32,7 +32,7 @@ from torch import nn
 from ..analysis.leaking import MouthOpeningConfig, mouth_opening
 from ..data.mel import MelConfig
 from ..data.windows import WindowDataset
-from ..losses import (LossConfig, PerceptualLoss, adaptive_triplet_loss, gan_discriminator_loss, gan_generator_loss,
+from ..losses import (LossConfig, PerceptualLoss, StructuralLoss, adaptive_triplet_loss, gan_discriminator_loss, gan_generator_loss,
                       pixel_distance, pixel_loss, plain_sync_loss, stabilized_sync_loss, weighted_total)
 from ..metrics.image import mean_finite, psnr, ssim
 from ..model_inputs import WindowConfig, close_lips, silent_mel, silent_reference_inputs
@@ -75,7 +75,8 @@ class GeneratorTrainConfig:
     silent_path: str = "models/silent.pt"
     silent_target: float = 0.0  # [ours] weight of L1(G(identity, silence), silent.npy GT); synthetic data only
     avhubert_path: str = ""  # AV-HuBERT checkpoint for the avhubert_* sync losses (none here: not available)
-    avhubert_context: int = 10  # GT frames on each side of the generated window given to AV-HuBERT
+    avhubert_context: int = -1  # GT frames on each side of the window given to AV-HuBERT; -1 = the whole clip (P2)
+    avhubert_max_frames: int = 250  # memory cap of the whole-clip context, frames around the window
 
     def __post_init__(self) -> None:
         if self.audio_encoder not in ("syncnet", "avsyncnet", "joint"):
@@ -325,8 +326,14 @@ def build_task(cfg: GeneratorTrainConfig, train_set: WindowDataset | None = None
         try:
             perceptual = PerceptualLoss.from_config(lc)
         except WeightsNotAvailable as e:
-            print(f"[{role}] perceptual loss off: {e}")
-            notes["perceptual"] = "not available: " + str(e).split("not available: ", 1)[-1]
+            reason = str(e).split("not available: ", 1)[-1]
+            if lc.perceptual_fallback == "ssim":
+                perceptual = StructuralLoss()
+                print(f"[{role}] perceptual loss: 1 - SSIM stands in for VGG-19 ({e})")
+                notes["perceptual"] = f"substitute: 1 - SSIM (VGG-19 not available: {reason})"
+            else:
+                print(f"[{role}] perceptual loss off: {e}")
+                notes["perceptual"] = "not available: " + reason
 
     avhubert = None
     if lc.sync > 0 and lc.sync_kind in AVHUBERT_KINDS:
@@ -339,6 +346,7 @@ def build_task(cfg: GeneratorTrainConfig, train_set: WindowDataset | None = None
             raise ValueError("the AV-HuBERT sync loss needs the training window dataset and its clips_dir (for its "
                              "clip context)")
         digests["avhubert"] = file_digest(cfg.avhubert_path)
-        context = ClipContext(clips_dir, train_set.clip_ids, cfg.window.k, cfg.avhubert_context)
+        context = ClipContext(clips_dir, train_set.clip_ids, cfg.window.k, cfg.avhubert_context,
+                              max_frames=cfg.avhubert_max_frames)
         avhubert = AVHubertSync(load_avhubert_checkpoint(cfg.avhubert_path), context, lc.sync_kind, lc.sync_clamp_min)
     return GeneratorTask(cfg, audio_encoder, audio_spec, expert, silent, perceptual, avhubert, notes, digests)
