@@ -115,6 +115,14 @@ PAPER_SETUP: dict[str, dict[str, str]] = {
 PAPER_DATA = {"fetch.source": "lrs2", "crop.detector": "fan"}  # LRS2, FAN crops at 96x96 [P2 §3.6]
 
 
+def queue_command(name: str, overrides: dict[str, str]) -> list[str]:
+    """`dvc exp run --queue -n NAME -S key=value ...`."""
+    cmd = ["dvc", "exp", "run", "--queue", "-n", name]
+    for key, value in overrides.items():
+        cmd += ["-S", f"{key}={value}"]
+    return cmd
+
+
 def paper_command(models: list[str], lrs2_root: str | None) -> list[str]:
     """`dvc exp run --queue -n paper-...` with the paper switches of `models` (and LRS2 + FAN when a root is given)."""
     unknown = sorted(set(models) - set(PAPER_SETUP))
@@ -125,10 +133,7 @@ def paper_command(models: list[str], lrs2_root: str | None) -> list[str]:
         overrides.update(PAPER_SETUP[m])
     if lrs2_root:
         overrides.update(PAPER_DATA, **{"fetch.lrs2.root": lrs2_root})
-    cmd = ["dvc", "exp", "run", "--queue", "-n", "paper-" + "-".join(models)]
-    for key, value in overrides.items():
-        cmd += ["-S", f"{key}={value}"]
-    return cmd
+    return queue_command("paper-" + "-".join(models), overrides)
 
 
 NOT_AVAILABLE = {"C": "Wav2Vec2 audio encoder: not available here (no Wav2Vec2 weights offline, no encoder implemented)"}
@@ -150,10 +155,7 @@ def commands(names: list[str], avhubert: str | None) -> tuple[list[list[str]], l
                 skipped.append(f"{name}: not available: no AV-HuBERT checkpoint (pass --avhubert PATH)")
                 continue
             overrides["generator.avhubert_path"] = avhubert
-        cmd = ["dvc", "exp", "run", "--queue", "-n", f"ablation-{name}"]
-        for key, value in overrides.items():
-            cmd += ["-S", f"{key}={value}"]
-        out.append(cmd)
+        out.append(queue_command(f"ablation-{name}", overrides))
     return out, skipped
 
 

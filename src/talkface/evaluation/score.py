@@ -165,6 +165,7 @@ def score_clip(scorers: Scorers, clip_id: str, videos: dict[str, np.ndarray], au
     avs = ClipAVS(scorers.avhubert, lips_gt, audio_feats)
 
     out = ClipScores({}, [], {})
+    gt_opening = None
     for group, frames in videos.items():
         row: dict[str, Any] = {"clip_id": clip_id, "group": group, "n_frames": len(frames)}
         img, s_frames, p_frames = image_metrics(frames, gt, psnr_max_db, ifc_norm)
@@ -179,7 +180,8 @@ def score_clip(scorers: Scorers, clip_id: str, videos: dict[str, np.ndarray], au
         if isinstance(row["LMD"], NotAvailable):
             row["MouthCorr"] = NotAvailable(row["LMD"].reason.replace("LMD", "MouthCorr", 1))
         else:
-            row["MouthCorr"] = opening_correlation(mouth_opening(lms[group]), mouth_opening(gt_lms))
+            gt_opening = gt_opening if gt_opening is not None else mouth_opening(gt_lms)  # once per clip
+            row["MouthCorr"] = opening_correlation(mouth_opening(lms[group]), gt_opening)
         for scorer, keys, view in ((scorers.lse_official, LSE_OFFICIAL_KEYS, "official"),
                                    (scorers.lse_expert, LSE_EXPERT_KEYS, "expert")):
             vals, curve = lse_metrics(scorer, lse_frames[view][group], audio, keys)
