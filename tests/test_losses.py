@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from talkface.config import ConfigError, section
-from talkface.losses import (LossConfig, PerceptualLoss, adaptive_triplet_loss, avhubert_sync_loss, expert_bce_loss,
+from talkface.losses import (LossConfig, mouth_weights, PerceptualLoss, adaptive_triplet_loss, avhubert_sync_loss, expert_bce_loss,
                              expert_sync_loss, face_region, gan_discriminator_loss, gan_generator_loss,
                              pixel_distance, pixel_loss, plain_sync_loss, stabilized_sync_loss, weighted_total)
 from talkface.models.syncnet import SyncNet, SyncNetConfig
@@ -177,6 +177,20 @@ def test_gan_losses_known_values():
 def test_pixel_loss_l1():
     assert math.isclose(pixel_loss(torch.tensor([0.0, 1.0, 0.5]), torch.tensor([0.5, 0.5, 0.5])).item(), 1 / 3,
                         rel_tol=1e-6)
+
+
+def test_mouth_weighted_pixel_loss_known_answer():
+    w = mouth_weights(10, (0.6, 0.9, 0.3, 0.7), 3.0)  # rows 6..8, cols 3..6: 12 pixels at weight 4
+    assert w.sum().item() == 100 + 12 * 3 and w[7, 4].item() == 4.0 and w[0, 0].item() == 1.0
+    gt = torch.zeros(2, 3, 10, 10)
+    inside, outside = gt.clone(), gt.clone()
+    inside[..., 7, 4] = 1.0   # one pixel wrong inside the box
+    outside[..., 0, 0] = 1.0  # one pixel wrong outside it
+    assert math.isclose(pixel_loss(inside, gt, w).item(), 4 / 136, rel_tol=1e-6)
+    assert math.isclose(pixel_loss(outside, gt, w).item(), 1 / 136, rel_tol=1e-6)
+    assert math.isclose(pixel_loss(inside, gt, torch.ones(10, 10)).item(), pixel_loss(inside, gt).item(), rel_tol=1e-6)
+    with pytest.raises(ValueError, match="mouth box"):
+        mouth_weights(10, (0.9, 0.6, 0.3, 0.7), 1.0)
 
 
 def test_loss_config_defaults_and_validation():

@@ -32,6 +32,15 @@ def test_ssim_psnr_match_scikit_image(scale):
         assert abs(float(ours_psnr[i]) - peak_signal_noise_ratio(xi, yi, data_range=scale)) < 1e-4
 
 
+def test_ssim_float32_matches_float64():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(4, 3, 40, 33, generator=g), torch.rand(4, 3, 40, 33, generator=g)
+    y = 0.6 * x + 0.4 * y
+    s64, s32 = ssim(x, y), ssim(x, y, dtype=torch.float32)
+    assert s64.dtype == torch.float64 and s32.dtype == torch.float32
+    assert torch.allclose(s64, s32.double(), atol=1e-5)
+
+
 def test_identical_and_shifted_images():
     x, _ = _pair(1, (1, 3, 32, 32))
     assert float(ssim(x, x)) == pytest.approx(1.0, abs=1e-9)

