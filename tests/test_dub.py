@@ -166,7 +166,9 @@ def test_paste_changes_only_the_lower_face(media):
         outside[y0:y1, x0:x1] = False
         diff = np.abs(out[t].astype(int) - src[t].astype(int)).max(-1)
         assert diff[outside].max() == 0  # the rest of the frame is untouched
-        assert diff[y0: (y0 + y1) // 2].max() == 0  # upper face too (paste_region="lower")
+        cx, cy, rx, ry = d.cfg.paste.ellipse  # the feathered ellipse over mouth and chin: nothing above or beside it
+        assert diff[y0: y0 + int((cy - ry) * (y1 - y0))].max() == 0
+        assert diff[y0: y1, x0: x0 + int((cx - rx) * (x1 - x0))].max() == 0
         lower = diff[(y0 + y1) // 2 + (y1 - y0) // 4: y1 - (y1 - y0) // 8, x0 + (x1 - x0) // 4: x1 - (x1 - x0) // 4]
         assert lower.mean() > 5  # the mouth region is regenerated
     for t in np.flatnonzero(~dubbed):

@@ -95,6 +95,12 @@ def cmd_dub(args: argparse.Namespace) -> int:
             setattr(cfg, name, value)
     if args.pads is not None:
         cfg.pads = list(args.pads)
+    if args.adapt is not None:
+        cfg.adapt.steps = cfg.adapt.default_steps if args.adapt == -1 else args.adapt
+        if cfg.adapt.steps < 0:
+            raise CLIError(f"--adapt takes a number of steps >= 0, got {args.adapt}")
+    if args.no_silence:
+        cfg.silence.enabled = False
     if args.face_index is not None:
         cfg.detect.face_index = args.face_index
     if args.pairs is None and not (args.video and args.audio and args.out):
@@ -116,16 +122,20 @@ def cmd_dub(args: argparse.Namespace) -> int:
         res = dubber.dub(args.video, args.audio, args.out)
     except (DubError, EncodeError) as exc:
         raise CLIError(str(exc)) from None
-    print(f"[dub] {res.out}: {res.frames} frames, {res.dubbed} dubbed, {res.references} G_S reference(s), "
-          f"{res.fps:.1f} frames/s end to end ({dubber.detector_name} faces, {dubber.device})")
+    adapted = f", adapted in {res.adapt_seconds:.0f} s" if res.adapt_seconds else ""
+    print(f"[dub] {res.out}: {res.frames} frames, {res.dubbed} dubbed ({res.silent_frames} silent, closed lips), "
+          f"{res.references} G_S reference(s), {res.fps:.1f} frames/s end to end{adapted} "
+          f"({dubber.detector_name} faces, {dubber.device})")
     return 0
 
 
-def default_checkpoint() -> Path:
-    """models/generator.pt of the repository this command runs in (what `dvc repro` writes)."""
-    from .paths import repo_root
+SHIPPED_GENERATOR = "real_face_generator.pt"  # trained on GRID s1 by experiments/grid (docs/model_card.md)
 
-    return repo_root() / "models" / "generator.pt"
+
+def default_checkpoint() -> Path:
+    """The real-face G_L that ships with the package (talkface/assets/, docs/model_card.md). `dvc repro`'s own model is
+    one flag away: --checkpoint models/generator.pt."""
+    return Path(__file__).resolve().parent / "assets" / SHIPPED_GENERATOR
 
 
 def dub_config(params: dict):
@@ -221,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="output video (.mp4, .mov, .m4v or .mkv)")
     p.add_argument("--pairs", type=Path,
                    help="CSV of video,audio,out rows (paths relative to the CSV) to dub in one run")
-    p.add_argument("--checkpoint", type=Path, help="G_L checkpoint (default models/generator.pt)")
+    p.add_argument("--checkpoint", type=Path,
+                   help="G_L checkpoint (default: the shipped real-face model, docs/model_card.md; "
+                        "`dvc repro` writes models/generator.pt)")
     p.add_argument("--silent-checkpoint", dest="silent_checkpoint", type=Path,
                    help="G_S checkpoint (default: silent.pt beside --checkpoint)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
@@ -237,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-frames", dest="chunk_frames", type=int, help="frames decoded at a time")
     p.add_argument("--reference-every", dest="reference_every", type=int,
                    help="frames per identity-reference segment (G_S runs once per segment)")
+    p.add_argument("--adapt", nargs="?", type=int, const=-1, metavar="N",
+                   help="fine-tune G_L on the video itself for N steps first (alone: dub.adapt.default_steps); "
+                        "cached per video, so a second dub of it starts at once")
+    p.add_argument("--no-silence", dest="no_silence", action="store_true",
+                   help="do not close the lips where the new speech is silent")
     p.add_argument("--params", type=Path, help="params.yaml whose dub section gives the defaults")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_dub)

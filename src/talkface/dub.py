@@ -27,6 +27,7 @@ import dataclasses
 import os
 import pickle
 import re
+import sys
 import time
 import uuid
 import warnings
@@ -38,9 +39,12 @@ import numpy as np
 import torch
 
 from .data.mel import MelConfig, melspectrogram
+from .data.prepare import CropConfig
 from .devices import DeviceUnavailable, resolve_device
 from .dubbing import DubError
-from .dubbing.generate import DubWindow, LipSync, dub_windows
+from .dubbing.adapt import AdaptConfig, adapt_generator
+from .dubbing.generate import DubWindow, LipSync, PasteConfig, dub_windows
+from .dubbing.silence import SilenceConfig, silent_frames
 from .dubbing.media_io import even_sides, mux, read_pairs
 from .dubbing.timeline import output_timeline
 from .dubbing.tracking import StreamTracker
@@ -66,8 +70,10 @@ class DubConfig:
     chunk_frames: int = 32  # frames decoded at a time
     reference_every: int = 125  # frames per reference segment: one identity reference window, G_S run once on it
     long_audio: str = "loop"  # audio longer than the video: loop | hold
-    paste_region: str = "lower"  # lower (mouth half, the part G_L rewrites) | full (Wav2Lip's whole box)
-    feather: float = 0.15  # feathered mask edge, as a fraction of the pasted region's shorter side
+    paste: PasteConfig = dataclasses.field(default_factory=PasteConfig)  # feathered ellipse, colour matched
+    silence: SilenceConfig = dataclasses.field(default_factory=SilenceConfig)  # silent speech -> closed lips
+    adapt: AdaptConfig = dataclasses.field(default_factory=AdaptConfig)  # per-video fine-tuning (`--adapt N`)
+    max_chunk_mb: int = 192  # cap on the full-resolution frames held at once (decode chunks, G_L batches): 4K memory
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # bf16 autocast + channels-last on CUDA (ignored on CPU)
     crf: int = 18  # x264 quality
@@ -88,6 +94,8 @@ class DubResult:
     audio_seconds: float
     seconds: float  # wall time of the whole call
     references: int  # G_S calls (one per reference segment with a face)
+    silent_frames: int = 0  # output frames whose speech is silent (closed lips)
+    adapt_seconds: float = 0.0  # of `seconds`, spent adapting G_L to this video (0 when cached or off)
 
     @property
     def fps(self) -> float:
@@ -163,6 +171,7 @@ class Dubber:
         self.k, self.fps = self.lips.k, self.cfg.window.fps
         self.detector = self._make_detector()
         self.progress = progress
+        self.adapt_seconds = 0.0
 
     @classmethod
     def from_checkpoints(cls, checkpoint: str | Path, silent_checkpoint=None, cfg: DubConfig | None = None,
@@ -184,11 +193,24 @@ class Dubber:
 
     # -------------------------------------------------------------------------------------------- streaming
 
-    def iter_dubbed(self, video: Path, info: MediaInfo, mel: np.ndarray, n_audio: int,
-                    stats: dict) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    def memory_plan(self, info: MediaInfo) -> tuple[int, int]:
+        """(frames decoded per chunk, G_L windows per batch), capped so that the full-resolution frames held at once
+        stay near `max_chunk_mb` whatever the resolution (a 4K frame is 24 MB)."""
+        frame_bytes = max(1, info.width * info.height * 3)
+        cap = self.cfg.max_chunk_mb * 2**20
+        chunk = max(1, min(self.cfg.chunk_frames, cap // frame_bytes))
+        batch = max(1, min(self.cfg.batch_size, cap // (self.k * frame_bytes)))
+        return int(chunk), int(batch)
+
+    def iter_dubbed(self, video: Path, info: MediaInfo, mel: np.ndarray, n_audio: int, stats: dict,
+                    lips: LipSync | None = None,
+                    silent: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """Yield (out frames uint8 [n, H, W, 3], input frames [n, H, W, 3], boxes [n, 4], dubbed bool [n]) along
-        the output timeline. `stats` gets video_frames, dubbed, references."""
+        the output timeline. `stats` gets video_frames, dubbed, references. `lips`: the generators (default: the
+        loaded ones; an adapted G_L for this video otherwise); `silent`: bool per output frame, closed lips there."""
         cfg, k = self.cfg, self.k
+        lips = lips or self.lips
+        chunk_frames, batch_windows = self.memory_plan(info)
         tracker = StreamTracker(info.width, info.height, cfg.pads, cfg.smooth_window, cfg.smooth_method, cfg.max_gap)
         stats.update(dubbed=0, references=0)
         detect_until = n_audio + tracker.lag  # frames after that are never dubbed: no need to look for faces
@@ -218,10 +240,9 @@ class Dubber:
         def flush() -> Iterator[tuple]:
             todo = list(batch)
             batch.clear()
-            yield from dub_windows(self.lips, todo, mel, ref_cache, stats, cfg.reference_every, cfg.feather,
-                                   cfg.paste_region)
+            yield from dub_windows(lips, todo, mel, ref_cache, stats, cfg.reference_every, cfg.paste, silent)
 
-        source = output_timeline(video, info, n_audio, tracker, stats, self.fps, cfg.chunk_frames, cfg.long_audio,
+        source = output_timeline(video, info, n_audio, tracker, stats, self.fps, chunk_frames, cfg.long_audio,
                                  cfg.min_decoded_ratio)
         for frames, raw in source:
             if raw is None:  # first pass: detect
@@ -236,7 +257,7 @@ class Dubber:
             t_push += len(frames)
             for w in windows_from(*tracker.pop()):
                 batch.append(w)
-                if len(batch) >= cfg.batch_size:
+                if len(batch) >= batch_windows:
                     yield from flush()
         for w in windows_from(*tracker.pop(final=True)):
             batch.append(w)
@@ -248,6 +269,27 @@ class Dubber:
             window = None
         if batch:
             yield from flush()
+
+    def crop_config(self) -> CropConfig:
+        """The crop settings of this dubber's face track (per-video adaptation crops the video with them)."""
+        w = self.cfg.window
+        return CropConfig(detector=self.detector_name, size=self.lips.size, pads=list(self.cfg.pads),
+                          smooth_window=self.cfg.smooth_window, smooth_method=self.cfg.smooth_method,
+                          max_gap=self.cfg.max_gap, fps=int(w.fps), sample_rate=self.cfg.mel.sample_rate,
+                          min_frames=3 * self.k, max_missing_ratio=self.cfg.adapt.max_missing_ratio,
+                          min_decoded_ratio=self.cfg.min_decoded_ratio, detect=self.cfg.detect)
+
+    def adapted(self, video: Path) -> LipSync:
+        """The generators for `video`: G_L fine-tuned on it (`adapt.steps` > 0; cached per video) or as loaded."""
+        self.adapt_seconds = 0.0
+        if self.cfg.adapt.steps == 0:
+            return self.lips
+        t0 = time.perf_counter()
+        log = (lambda line: print(line, file=sys.stderr)) if self.progress else (lambda line: None)
+        g_l = adapt_generator(self.lips.g_l, self.lips.g_s, video, self.cfg.adapt, self.crop_config(),
+                              self.cfg.window, self.cfg.mel, self.device, progress=self.progress, log=log)
+        self.adapt_seconds = time.perf_counter() - t0
+        return LipSync(g_l, self.lips.g_s, self.cfg.window, self.cfg.mel, self.device, self.cfg.amp)
 
     # -------------------------------------------------------------------------------------------- one pair
 
@@ -278,8 +320,10 @@ class Dubber:
         mel = melspectrogram(wav, mel_cfg)
         if len(mel) < steps:  # under one window (0.2 s): pad with the silence floor to one window
             mel = np.concatenate([mel, np.full((steps - len(mel), mel.shape[1]), -mel_cfg.max_abs_value, np.float32)])
-        del wav
         n_audio = int(np.ceil(audio_seconds * self.fps - 1e-6))
+        silent = silent_frames(wav, mel_cfg.sample_rate, self.fps, n_audio, self.cfg.silence)
+        del wav
+        lips = self.adapted(video)
         expected = max(n_audio, int(round(vinfo.duration * self.fps)))
         out.parent.mkdir(parents=True, exist_ok=True)
         stats: dict = {}
@@ -292,7 +336,7 @@ class Dubber:
         counted = {"frames": 0}
 
         def frames_out() -> Iterator[np.ndarray]:
-            for block, _, _, _ in self.iter_dubbed(video, vinfo, mel, n_audio, stats):
+            for block, _, _, _ in self.iter_dubbed(video, vinfo, mel, n_audio, stats, lips, silent):
                 counted["frames"] += len(block)
                 bar.update(len(block))
                 yield even_sides(block)
@@ -307,7 +351,8 @@ class Dubber:
             tmp_video.unlink(missing_ok=True)
             tmp_out.unlink(missing_ok=True)
         return DubResult(str(out), counted["frames"], stats.get("dubbed", 0), stats.get("video_frames", 0),
-                         audio_seconds, time.perf_counter() - t0, stats.get("references", 0))
+                         audio_seconds, time.perf_counter() - t0, stats.get("references", 0), int(silent.sum()),
+                         self.adapt_seconds)
 
     def dub_pairs(self, pairs_csv: str | Path, log=print) -> list[tuple[dict, DubResult | Exception]]:
         """Dub every (video, audio, out) row of a CSV (header `video,audio,out` optional; relative paths are relative

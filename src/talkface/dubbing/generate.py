@@ -19,9 +19,36 @@ import numpy as np
 import torch
 
 from ..data.mel import MelConfig
-from ..faces.crop import crop_frames, paste_back
+from ..faces.crop import crop_frames, paste_back, paste_face
 from ..model_inputs import (WindowConfig, check_window, frame_mel_windows, pose_input, reference_segment, silent_mel,
                             silent_reference_inputs, to_float, to_uint8)
+
+PASTE_REGIONS = ("ellipse", "lower", "full")
+
+
+@dataclasses.dataclass
+class PasteConfig:
+    """How a generated crop goes back into the frame (params `dub.paste`)."""
+
+    region: str = "ellipse"  # ellipse (the lower face under a feathered ellipse) | lower (box's lower half) | full
+    feather: float = 0.3  # ellipse: share of the radius that fades out; lower/full: share of the region's side
+    ellipse: list[float] = dataclasses.field(default_factory=lambda: [0.5, 0.74, 0.36, 0.26])  # cx, cy, rx, ry (crop)
+    colour_match: bool = True  # shift the crop's colours to the frame's in the blend band (ellipse only)
+
+    def __post_init__(self) -> None:
+        if self.region not in PASTE_REGIONS:
+            raise ValueError(f"dub.paste.region must be one of {PASTE_REGIONS}, got {self.region!r}")
+        if len(self.ellipse) != 4:
+            raise ValueError(f"dub.paste.ellipse must be [cx, cy, rx, ry], got {self.ellipse}")
+
+
+def paste(out: np.ndarray, generated: np.ndarray, original: np.ndarray, box: np.ndarray, cfg: PasteConfig) -> None:
+    """Write generated crop uint8 [S,S,3] into frame `out` (in place) at `box`; `original` is the input's crop there."""
+    if cfg.region == "ellipse":
+        paste_face(out, generated, original, box, tuple(cfg.ellipse), cfg.feather, cfg.colour_match)
+    else:
+        x0, y0, x1, y1 = (int(v) for v in box)
+        out[y0:y1, x0:x1] = paste_back(out, generated, box, cfg.feather, cfg.region)[y0:y1, x0:x1]
 
 
 @dataclasses.dataclass
@@ -63,12 +90,17 @@ class LipSync:
             return ref
         return self._run(self.g_s, *silent_reference_inputs(ref, self.silent_mel))
 
-    def window_inputs(self, crops: np.ndarray, mel: np.ndarray, starts: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def window_inputs(self, crops: np.ndarray, mel: np.ndarray, starts: list[int],
+                      silent: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Pose input [n,k,3,S,S] of crops uint8 [n,k,S,S,3] and per-frame mel windows [n,k,1,80,16] of the windows
-        starting at output frames `starts`, on the device."""
+        starting at output frames `starts`, on the device. Frames marked in `silent` (bool, per output frame) get
+        the silent mel, so their lips close."""
         pose = pose_input(to_float(torch.from_numpy(crops).to(self.device, non_blocking=True)))
-        mels = torch.from_numpy(np.stack([frame_mel_windows(mel, s, self.window) for s in starts])).to(self.device)
-        return pose, mels
+        windows = np.stack([frame_mel_windows(mel, s, self.window) for s in starts])
+        if silent is not None:
+            quiet = np.array([[s + i < len(silent) and silent[s + i] for i in range(self.k)] for s in starts])
+            windows[quiet] = self.silent_mel.cpu().numpy()
+        return pose, torch.from_numpy(windows).to(self.device)
 
     def generate(self, pose: torch.Tensor, identity: torch.Tensor, mels: torch.Tensor) -> np.ndarray:
         """G_L -> uint8 [n, k, S, S, 3]."""
@@ -76,9 +108,10 @@ class LipSync:
 
 
 def dub_windows(lips: LipSync, batch: list[DubWindow], mel: np.ndarray, ref_cache: dict, stats: dict,
-                reference_every: int, feather: float, paste_region: str) -> Iterator[tuple]:
+                reference_every: int, paste_cfg: PasteConfig, silent: np.ndarray | None = None) -> Iterator[tuple]:
     """Run G_S (new reference segments) and G_L on a batch of windows; paste. Yields (out frames, input frames,
-    boxes, dubbed) one window at a time and lets go of each window's frames once yielded (peak memory)."""
+    boxes, dubbed) one window at a time and lets go of each window's frames once yielded (peak memory). `silent`:
+    bool per output frame, the frames whose speech is silent (closed lips)."""
     todo = [w for w in batch if w.dub[: w.n].any()]
     for w in todo:  # frames without a final box (no face): borrow the nearest box of the window
         have = ~np.isnan(w.boxes).any(axis=1)
@@ -103,7 +136,7 @@ def dub_windows(lips: LipSync, batch: list[DubWindow], mel: np.ndarray, ref_cach
                     del ref_cache[seg]  # segments only move forward
             ref_cache.update(zip(new, refs))
             stats["references"] += len(new)
-        pose, mels = lips.window_inputs(np.stack([w.crops for w in todo]), mel, [w.start for w in todo])
+        pose, mels = lips.window_inputs(np.stack([w.crops for w in todo]), mel, [w.start for w in todo], silent)
         identity = torch.stack([ref_cache[reference_segment(w.start, reference_every)] for w in todo])
         generated = dict(zip((id(w) for w in todo), lips.generate(pose, identity, mels)))
     for w in batch:
@@ -113,7 +146,7 @@ def dub_windows(lips: LipSync, batch: list[DubWindow], mel: np.ndarray, ref_cach
         if g is not None:
             out = src.copy()
             for i in np.flatnonzero(w.dub[: w.n]):
-                out[i] = paste_back(src[i], g[i], w.boxes[i], feather, paste_region)
+                paste(out[i], g[i], w.crops[i], w.boxes[i], paste_cfg)
             stats["dubbed"] += int(w.dub[: w.n].sum())
         w.frames, w.crops = [], None
         yield out, src, w.boxes[: w.n].copy(), w.dub[: w.n].copy()

@@ -112,7 +112,8 @@ class GeneratorTask(Task):
     def __init__(self, cfg: GeneratorTrainConfig, audio_encoder: nn.Module, audio_spec: dict[str, Any],
                  expert: SyncExpert | None = None, silent: Generator | None = None,
                  perceptual: PerceptualLoss | None = None, avhubert: AVHubertSync | None = None,
-                 notes: dict[str, str] | None = None, file_digests: dict[str, str] | None = None):
+                 notes: dict[str, str] | None = None, file_digests: dict[str, str] | None = None,
+                 freeze_audio: bool | None = None):
         self.cfg, self.audio_spec = cfg, audio_spec
         self.notes = dict(notes or {})  # "not available: ..." reasons and fallbacks, reported in the metrics
         self.file_digests = dict(file_digests or {})
@@ -124,7 +125,9 @@ class GeneratorTask(Task):
         if cfg.use_silent_reference and silent is None:
             raise ValueError("use_silent_reference needs a trained G_S")
         torch.manual_seed(cfg.loop.seed)
-        gen = Generator(cfg.model, audio_encoder, freeze_audio=audio_spec["source"] != "joint")
+        if freeze_audio is None:  # an expert's encoder stays frozen; a joint one (setup A) trains with G
+            freeze_audio = audio_spec["source"] != "joint"
+        gen = Generator(cfg.model, audio_encoder, freeze_audio=freeze_audio)
         disc = Discriminator(cfg.disc)
         self.models = {"gen": gen, "disc": disc}
         self.optimizers = {

@@ -1,0 +1,192 @@
+"""Does a dub of a real person follow the new speech? Dub clip X with clip Y's audio and measure, with dlib landmarks on
+the full output frames:
+
+- sync: Pearson r per pair of the dubbed mouth opening (inner-lip gap / inter-ocular distance, metrics/mouth.py) with
+  Y's own mouth opening (the ground truth of that audio), beside r with X's original mouth (lip leaking) and r of X's
+  and Y's mouths (what two unrelated clips share: the chance level);
+- closed lips in silence: mean dubbed opening on the frames the dubber marks silent, beside the speech frames;
+- sharpness: variance of the Laplacian of the mouth region (landmarks 48-67, box grown by half) in the dubbed frame
+  over the same region of the original frame (median over frames).
+
+    PYTHONPATH=src python benchmarks/dub_quality.py                              # shipped model, GRID test + real samples
+    PYTHONPATH=src python benchmarks/dub_quality.py --checkpoint models/generator.pt --pairs 6 --adapt 300
+
+GRID pairs use sentences of the GRID experiment's test split (not trained on); real pairs put one real sample's
+speech on another's video. Prints a table and writes --out (JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from talkface.cli import default_checkpoint  # noqa: E402
+from talkface.dub import DubConfig, Dubber  # noqa: E402
+from talkface.dubbing.silence import silent_frames  # noqa: E402
+from talkface.faces.detect import DetectorConfig, make_detector  # noqa: E402
+from talkface.media.decode import read_audio, read_frames  # noqa: E402
+from talkface.metrics.mouth import mouth_opening, opening_correlation  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+REAL_PAIRS = [  # (video, audio): other people's speech on each face
+    ("vrt_face_2.mp4", "styletalk_Obama_clip1.mp4"), ("styletalk_Obama_clip2.mp4", "hdtf_WDA_KatieHill_000.mp4"),
+    ("hdtf_WDA_AlexandriaOcasioCortez_000.mp4", "styletalk_feifeili_clip1.mp4"),
+    ("styletalk_feifeili_clip3.mp4", "styletalk_reagan_clip1.mp4"), ("styletalk_andrew_clip_1.mp4",
+                                                                    "styletalk_KristiNoem.mp4"),
+]
+
+
+def landmarks_of(frames: np.ndarray, detector) -> np.ndarray:
+    """[T,68,2] full-frame dlib landmarks (NaN where no face)."""
+    out = np.full((len(frames), 68, 2), np.nan, np.float32)
+    for i, det in enumerate(detector.detect(frames, start=0)):
+        if det is not None and det.landmarks is not None:
+            out[i] = det.landmarks
+    return out
+
+
+def mouth_boxes(lms: np.ndarray, grow: float = 0.5) -> np.ndarray:
+    """[T,4] int boxes of landmarks 48-67 grown by `grow` of their size (NaN rows -> -1)."""
+    m = lms[:, 48:68]
+    lo, hi = np.nanmin(m, axis=1), np.nanmax(m, axis=1)
+    size = hi - lo
+    box = np.concatenate([lo - grow * size / 2, hi + grow * size / 2], axis=1)
+    return np.where(np.isfinite(box), box, -1).astype(int)
+
+
+def laplacian_var(img: np.ndarray) -> float:
+    gray = cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+
+def sharpness_ratio(dubbed: np.ndarray, original: np.ndarray, boxes: np.ndarray) -> float:
+    r = []
+    for d, o, (x0, y0, x1, y1) in zip(dubbed, original, boxes):
+        if x0 < 0 or x1 - x0 < 8 or y1 - y0 < 8:
+            continue
+        x0, y0 = max(0, x0), max(0, y0)
+        vo = laplacian_var(o[y0:y1, x0:x1])
+        if vo > 1e-6:
+            r.append(laplacian_var(d[y0:y1, x0:x1]) / vo)
+    return float(np.median(r)) if r else float("nan")
+
+
+def timeline(frames: np.ndarray, n: int) -> np.ndarray:
+    """The dubber's `loop` timeline: frame j is frames[j mod len]."""
+    return frames[np.arange(n) % len(frames)]
+
+
+def one_pair(dubber: Dubber, video: Path, audio: Path, seconds: float, work: Path, detector) -> dict:
+    fps = dubber.fps
+    clip_audio = work / f"{audio.stem}.wav"
+    import subprocess
+
+    from talkface.media.ffmpeg_bin import ffmpeg_exe
+
+    run = lambda *a: subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *a], check=True)  # noqa: E731
+    run("-i", str(audio), "-t", str(seconds), "-vn", "-ac", "1", "-ar", "16000", str(clip_audio))
+    clip_video = work / f"{video.stem}.mp4"  # the first `seconds` of the face video (near-lossless)
+    run("-i", str(video), "-t", str(seconds), "-c:v", "libx264", "-crf", "12", "-preset", "veryfast", "-c:a", "aac",
+        str(clip_video))
+    video = clip_video
+    out = work / f"{video.stem}__{audio.stem}.mp4"
+    t0 = time.perf_counter()
+    res = dubber.dub(video, clip_audio, out)
+    seconds_taken = time.perf_counter() - t0
+    dubbed = read_frames(out, fps)
+    n = len(dubbed)
+    orig = timeline(read_frames(video, fps), n)
+    truth = read_frames(audio, fps, duration=seconds)[:n]
+    m = min(n, len(truth))
+    lm_d, lm_o, lm_t = landmarks_of(dubbed, detector), landmarks_of(orig, detector), landmarks_of(truth, detector)
+    op_d, op_o, op_t = mouth_opening(lm_d), mouth_opening(lm_o), mouth_opening(lm_t)
+    wav = read_audio(clip_audio, 16000)
+    quiet = silent_frames(wav, 16000, fps, n, dubber.cfg.silence)
+    return {
+        "video": video.name, "audio": clip_audio.name, "frames": n, "dub_seconds": round(seconds_taken, 2),
+        "adapt_seconds": round(res.adapt_seconds, 2),
+        "r_dub_truth": opening_correlation(op_d[:m], op_t[:m]),
+        "r_dub_original": opening_correlation(op_d, op_o),
+        "r_original_truth": opening_correlation(op_o[:m], op_t[:m]),
+        "open_silent": float(np.nanmean(op_d[quiet])) if quiet.any() else float("nan"),
+        "open_speech": float(np.nanmean(op_d[~quiet])) if (~quiet).any() else float("nan"),
+        "open_truth_speech": float(np.nanmean(op_t[:m][~quiet[:m]])) if (~quiet[:m]).any() else float("nan"),
+        "silent_frames": int(quiet.sum()),
+        "sharpness_ratio": sharpness_ratio(dubbed, orig, mouth_boxes(lm_o)),
+        "face_frames": int(np.isfinite(op_d).sum()),
+    }
+
+
+def grid_pairs(n: int) -> list[tuple[Path, Path]]:
+    split = ROOT / "experiments" / "grid" / "data" / "splits" / "test.txt"
+    if not split.is_file():
+        return []
+    ids = [line.strip().split("_", 1)[1] for line in split.read_text().splitlines() if line.strip()]
+    videos = [SHARED / "grid" / "s1" / "video" / f"{i}.mp4" for i in ids]
+    videos = [v for v in videos if v.is_file()]
+    return [(videos[2 * i], videos[2 * i + 1]) for i in range(min(n, len(videos) // 2))]
+
+
+def summarise(rows: list[dict]) -> dict:
+    keys = ["r_dub_truth", "r_dub_original", "r_original_truth", "open_silent", "open_speech", "open_truth_speech",
+            "sharpness_ratio", "dub_seconds", "adapt_seconds"]
+    return {k: float(np.nanmean([r[k] for r in rows])) for k in keys} | {"pairs": len(rows)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--checkpoint", type=Path, default=None, help="G_L (default: the shipped real-face model)")
+    ap.add_argument("--pairs", type=int, default=6, help="GRID test pairs")
+    ap.add_argument("--real", type=int, default=len(REAL_PAIRS), help="real-sample pairs (0 = none)")
+    ap.add_argument("--seconds", type=float, default=4.0, help="seconds of speech per pair")
+    ap.add_argument("--adapt", type=int, default=0, help="per-video adaptation steps (0 = off)")
+    ap.add_argument("--no-silence", action="store_true")
+    ap.add_argument("--out", type=Path, default=None, help="JSON of every pair and the means")
+    args = ap.parse_args()
+
+    cfg = DubConfig(detector="dlib")
+    cfg.adapt.steps = args.adapt
+    cfg.silence.enabled = not args.no_silence
+    ckpt = args.checkpoint or default_checkpoint()
+    dubber = Dubber.from_checkpoints(ckpt, cfg=cfg, progress=False)
+    detector = make_detector("dlib", DetectorConfig())
+    sets = {"grid": grid_pairs(args.pairs),
+            "real": [(SHARED / "real-samples" / v, SHARED / "real-samples" / a) for v, a in REAL_PAIRS[: args.real]]}
+    report = {"checkpoint": str(ckpt), "adapt_steps": args.adapt, "silence": cfg.silence.enabled,
+              "seconds": args.seconds}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, pairs in sets.items():
+            rows = []
+            for video, audio in pairs:
+                if not (video.is_file() and audio.is_file()):
+                    continue
+                row = one_pair(dubber, video, audio, args.seconds, Path(tmp), detector)
+                rows.append(row)
+                print(f"[{name}] {row['video']} <- {row['audio']}: r(dub,truth) {row['r_dub_truth']:+.3f} "
+                      f"r(dub,orig) {row['r_dub_original']:+.3f} r(orig,truth) {row['r_original_truth']:+.3f} "
+                      f"open silent/speech {row['open_silent']:.3f}/{row['open_speech']:.3f} "
+                      f"sharpness {row['sharpness_ratio']:.2f}", flush=True)
+            if rows:
+                report[name] = {"mean": summarise(rows), "pairs": rows}
+                mean = report[name]["mean"]
+                print(f"[{name}] mean of {len(rows)}: r(dub,truth) {mean['r_dub_truth']:+.3f}, r(dub,orig) "
+                      f"{mean['r_dub_original']:+.3f}, chance r(orig,truth) {mean['r_original_truth']:+.3f}; "
+                      f"opening silent {mean['open_silent']:.3f} vs speech {mean['open_speech']:.3f} "
+                      f"(truth speech {mean['open_truth_speech']:.3f}); sharpness {mean['sharpness_ratio']:.2f}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""What makes a dub of a real person acceptable: the feathered, colour-matched paste; closed lips in silent speech;
+bounded memory at any resolution; per-video adaptation with its cache; the shipped default model."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from talkface import cli
+from talkface.dub import Dubber, DubConfig
+from talkface.dubbing.adapt import AdaptConfig, cache_key
+from talkface.dubbing.generate import PasteConfig, paste
+from talkface.dubbing.silence import SilenceConfig, drop_short_runs, frame_levels, silent_frames
+from talkface.faces.crop import colour_offset, ellipse_mask, paste_face
+from talkface.media.ffmpeg_bin import ffmpeg_exe
+from talkface.media.probe import MediaInfo
+from talkface.models.generator import Generator, GeneratorConfig
+from talkface.models.generator_io import joint_audio_spec, load_generator, save_generator
+from talkface.models.layers import AudioEncoder
+
+from conftest import real_samples_dir
+
+torch.set_num_threads(1)
+
+
+def _tiny(seed: int = 0) -> Generator:
+    torch.manual_seed(seed)
+    cfg = GeneratorConfig(face_size=96, k=5, width=4, max_width=16, audio_dim=16, compose=True, upsample="resize")
+    gen = Generator(cfg, AudioEncoder(width=4, out_dim=16)).eval()
+    gen.audio = joint_audio_spec(4, 16)
+    return gen
+
+
+# ------------------------------------------------------------------------------------------------ paste
+
+
+def test_ellipse_mask_known_values():
+    m = ellipse_mask(100, 100, (0.5, 0.5, 0.4, 0.2), 0.5)
+    assert m[50, 50] == pytest.approx(1.0)          # centre
+    assert m[50, 5] == 0.0 and m[25, 50] == 0.0     # outside the rim (x: r = 1.125; y: r = 1.225)
+    # pixel (50, 80): centre (0.505, 0.805) -> r = hypot(0.305 / 0.4, 0.005 / 0.2) = 0.7629, t = (1 - r) / 0.5
+    r = math.hypot(0.305 / 0.4, 0.005 / 0.2)
+    t = (1 - r) / 0.5
+    assert m[50, 80] == pytest.approx(t * t * (3 - 2 * t), abs=1e-5)
+    assert (m >= 0).all() and (m <= 1).all()
+    with pytest.raises(ValueError, match="radii"):
+        ellipse_mask(10, 10, (0.5, 0.5, 0.0, 0.2), 0.5)
+
+
+def test_colour_offset_is_the_band_weighted_mean_difference():
+    orig = np.full((96, 96, 3), 120, np.uint8)
+    gen = orig.copy()
+    gen[..., 0] -= 10
+    gen[..., 2] += 4
+    m = ellipse_mask(96, 96, (0.5, 0.74, 0.36, 0.26), 0.3)
+    np.testing.assert_allclose(colour_offset(gen, orig, m), [10.0, 0.0, -4.0], atol=1e-4)
+    assert (colour_offset(gen, orig, np.zeros((96, 96), np.float32)) == 0).all()
+
+
+def test_paste_face_matches_colour_and_touches_only_the_ellipse():
+    frame = np.full((200, 300, 3), 100, np.uint8)
+    box = np.array([50, 20, 210, 180], np.float32)  # 160 x 160
+    original = np.full((96, 96, 3), 100, np.uint8)
+    generated = np.full((96, 96, 3), 130, np.uint8)  # a uniform cast of +30
+    out = frame.copy()
+    paste_face(out, generated, original, box, (0.5, 0.74, 0.36, 0.26), 0.3, colour_match=True)
+    assert np.abs(out.astype(int) - 100).max() <= 1  # the cast is removed: no visible edge
+    out = frame.copy()
+    paste_face(out, generated, original, box, (0.5, 0.74, 0.36, 0.26), 0.3, colour_match=False)
+    changed = np.abs(out.astype(int) - 100).max(-1) > 0
+    ys, xs = np.nonzero(changed)
+    assert ys.min() >= 20 + int((0.74 - 0.26) * 160) and ys.max() < 180  # inside the box, below the ellipse top
+    assert xs.min() >= 50 + int((0.5 - 0.36) * 160) and xs.max() < 210 - int((0.5 - 0.36) * 160)
+    assert out[20 + int(0.74 * 160), 130].tolist() == [130, 130, 130]  # full weight at the ellipse centre
+
+
+def test_paste_config_regions():
+    frame = np.zeros((64, 64, 3), np.uint8)
+    crop = np.full((96, 96, 3), 200, np.uint8)
+    out = frame.copy()
+    paste(out, crop, crop, np.array([0, 0, 64, 64], np.float32), PasteConfig(region="lower", feather=0.0))
+    assert out[:32].max() == 0 and (out[32:] == 200).all()
+    with pytest.raises(ValueError, match="dub.paste.region"):
+        PasteConfig(region="box")
+
+
+# ------------------------------------------------------------------------------------------------ silence
+
+
+def test_frame_levels_known_answer():
+    sr, fps = 16000, 25.0
+    t = np.arange(sr) / sr
+    wav = 0.5 * np.sin(2 * np.pi * 440 * t)  # 1 s of tone: RMS 0.5 / sqrt 2
+    levels = frame_levels(wav, sr, fps, 27)
+    np.testing.assert_allclose(levels[:25], 20 * math.log10(0.5 / math.sqrt(2)), atol=0.05)
+    assert levels[25:].tolist() == [-100.0, -100.0]  # past the audio's end
+
+
+def test_silent_frames_marks_silence_and_keeps_short_pauses():
+    sr, fps = 16000, 25.0
+    rng = np.random.default_rng(0)
+    speech = 0.3 * rng.standard_normal(sr)  # 25 loud frames
+    pause = 1e-4 * rng.standard_normal(sr // 25 * 2)  # 2 quiet frames: a pause between words
+    silence = 1e-4 * rng.standard_normal(sr // 2)  # 12.5 quiet frames
+    wav = np.concatenate([speech, pause, speech, silence])
+    n = int(math.ceil(len(wav) / sr * fps))
+    mask = silent_frames(wav, sr, fps, n, SilenceConfig(min_frames=5))
+    assert not mask[:52].any()  # speech, the 2-frame pause, speech
+    assert mask[53:].all() and n - 53 >= 12
+    assert not silent_frames(wav, sr, fps, n, SilenceConfig(enabled=False)).any()
+    assert drop_short_runs(np.array([1, 1, 0, 1, 1, 1, 0, 1], bool), 3).tolist() == \
+        [False, False, False, True, True, True, False, False]
+
+
+def test_silent_frames_get_the_silent_mel():
+    d = Dubber(_tiny(0), None, DubConfig(detector="haar"), "cpu", progress=False)
+    crops = np.zeros((2, 5, 96, 96, 3), np.uint8)
+    mel = np.random.default_rng(0).uniform(-4, 4, (200, 80)).astype(np.float32)
+    silent = np.zeros(60, bool)
+    silent[7:12] = True  # frames 7..11: the last three of window 5..9 and the first two of window 10..14
+    _, mels = d.lips.window_inputs(crops, mel, [5, 10], silent)
+    quiet = d.lips.silent_mel.cpu()
+    for w, start in enumerate([5, 10]):
+        for i in range(5):
+            same = torch.equal(mels[w, i], quiet)
+            assert same == bool(silent[start + i]), (start, i)
+    _, plain = d.lips.window_inputs(crops, mel, [5, 10])
+    assert not any(torch.equal(plain[w, i], quiet) for w in range(2) for i in range(5))
+
+
+# ------------------------------------------------------------------------------------------------ memory
+
+
+def test_memory_plan_bounds_full_frames_at_any_resolution():
+    d = Dubber(_tiny(0), None, DubConfig(detector="haar", chunk_frames=32, batch_size=16, max_chunk_mb=192), "cpu",
+               progress=False)
+    info = lambda w, h: MediaInfo(path="x", width=w, height=h, fps=25.0, duration=1.0, has_video=True,  # noqa: E731
+                                  has_audio=True)
+    assert d.memory_plan(info(640, 360)) == (32, 16)  # small frames: the configured sizes
+    chunk, batch = d.memory_plan(info(3840, 2160))  # a 4K frame is 23.7 MiB
+    assert chunk == 192 * 2**20 // (3840 * 2160 * 3) == 8 and batch == 1
+    assert d.memory_plan(info(7680, 4320)) == (2, 1)
+
+
+# ------------------------------------------------------------------------------------------------ adaptation
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+def test_adapt_fine_tunes_and_caches(tmp_path):
+    real = real_samples_dir()
+    if real is None:
+        pytest.skip("../shared/real-samples not present")
+    video = tmp_path / "face.mp4"
+    _ffmpeg("-i", str(real / "vrt_face_3.mp4"), "-t", "1.2", "-vf", "scale=200:200", "-c:v", "libx264",
+            "-preset", "veryfast", "-crf", "12", "-c:a", "aac", str(video))
+    cfg = DubConfig(detector="haar")
+    cfg.adapt = AdaptConfig(steps=3, batch_size=2, cache_dir=str(tmp_path / "cache"))
+    g_l = _tiny(0)
+    d = Dubber(g_l, None, cfg, "cpu", progress=False)
+    lips = d.adapted(video)
+    files = list((tmp_path / "cache").glob("*.pt"))
+    assert len(files) == 1 and d.adapt_seconds > 0
+    before, after = g_l.state_dict(), lips.g_l.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before if "audio_encoder" not in k)
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("audio_encoder."))  # frozen
+    again = d.adapted(video)  # cached: the same weights, no training
+    assert all(torch.equal(after[k], v) for k, v in again.g_l.state_dict().items())
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 1
+    # the key changes with the steps and with the video's bytes
+    key = cache_key(video, g_l, cfg.adapt, d.crop_config(), cfg.window, cfg.mel)
+    cfg.adapt.steps = 4
+    assert cache_key(video, g_l, cfg.adapt, d.crop_config(), cfg.window, cfg.mel) != key
+    with open(video, "ab") as f:
+        f.write(b"\0")
+    cfg.adapt.steps = 3
+    assert cache_key(video, g_l, cfg.adapt, d.crop_config(), cfg.window, cfg.mel) != key
+
+
+def test_adapt_refuses_a_video_without_a_face(tmp_path):
+    from talkface.dub import DubError
+
+    video = tmp_path / "plain.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "color=c=0x4080c0:s=96x80:r=25:d=1.5", "-f", "lavfi", "-i",
+            "sine=frequency=300:duration=1.5", "-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac",
+            str(video))
+    cfg = DubConfig(detector="haar")
+    cfg.adapt = AdaptConfig(steps=2, cache_dir=str(tmp_path / "cache"))
+    d = Dubber(_tiny(0), None, cfg, "cpu", progress=False)
+    with pytest.raises(DubError, match="cannot adapt to plain.mp4: no face"):
+        d.adapted(video)
+
+
+# ------------------------------------------------------------------------------------------------ shipped model
+
+
+def test_shipped_model_is_a_small_plain_state_dict():
+    path = cli.default_checkpoint()
+    if not path.is_file():
+        pytest.fail(f"the shipped real-face model is missing: {path}")
+    assert path.stat().st_size <= 30 * 2**20
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors and data only
+    assert ckpt["arch"] == "generator" and not ckpt.get("use_silent_reference", False)
+    gen = load_generator(path)
+    assert gen.cfg.face_size == 96 and gen.cfg.k == 5 and gen.cfg.compose
+    out = gen(torch.rand(1, 5, 3, 96, 96), torch.rand(1, 5, 3, 96, 96), torch.rand(1, 5, 1, 80, 16) * 8 - 4)
+    assert out.shape == (1, 5, 3, 96, 96) and 0 <= out.min() and out.max() <= 1
