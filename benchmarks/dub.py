@@ -1,13 +1,15 @@
 """Dubbing speed: ours (G_S cached per reference + G_L in 5-frame windows) against the same work done the Wav2Lip way.
 
     PYTHONPATH=src python benchmarks/dub.py                      # every real sample, CPU (and CUDA when present)
-    PYTHONPATH=src python benchmarks/dub.py --samples 2 --seconds 3 --repeats 2 --peak-rss 600
+    PYTHONPATH=src python benchmarks/dub.py --samples 2 --seconds 3 --repeats 2
+    PYTHONPATH=src python benchmarks/dub.py --no-speed --peak-rss 3 --rss-size 1920x1080 3840x2160   # memory
 
 Both pipelines decode (25 fps, same chunked decoder), detect faces (same detector), track boxes (same smoothing),
 generate, paste and encode (same x264 settings) into an mp4 muxed with the speech; they differ only where the methods
 differ:
-- ours: `talkface.dub.Dubber`: G_S once per reference segment (cached), G_L on 5-frame windows in batches of
-  `--batch-size` windows, feathered paste of the lower face; channels-last + bf16 autocast on CUDA.
+- ours: `talkface.dub.Dubber` with the shipped real-face model (or --checkpoint): G_S once per reference segment
+  (cached, when G_L uses it), G_L on 5-frame windows in batches of `--batch-size` windows, silent-speech detection,
+  feathered colour-matched ellipse paste with detail restoration; channels-last + bf16 autocast on CUDA.
 - Wav2Lip way: Wav2Lip's published 96x96 generator architecture (re-written here from its description: face encoder
   16-32-64-128-256-512-512 with residual convs, audio encoder 32-64-128-256-512, decoder of transposed convs with skip
   concatenations; random weights), and its inference loop: one crop per frame, the masked crop and the crop itself
@@ -15,10 +17,10 @@ differ:
   prediction resized to the box and pasted as a hard rectangle.
 Runs alternate (ours, Wav2Lip, ours, ...) so that load from other processes hits both alike; the ratio is of summed
 times. Generator-only frames/s: the networks alone on random inputs at each pipeline's batch size, timed in alternation.
-With models/generator.pt present ours uses it; otherwise random weights with GeneratorConfig defaults (the widths the
-project trains) and, with --wav2lip-size, also at Wav2Lip-like widths (width 16, max 512).
-`--peak-rss SECONDS` synthesises a long input by looping a real sample with ffmpeg and reports the peak resident memory
-of dubbing it (child process, `ru_maxrss`).
+With --wav2lip-size, ours also runs at Wav2Lip-like widths (width 16, max 512; random weights).
+`--peak-rss SECONDS` synthesises an input of each `--rss-size` by looping (and scaling) a real sample with ffmpeg and
+reports the peak resident memory of dubbing it with the real model (child process `ru_maxrss`, and its largest ffmpeg
+child's).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from talkface.cli import default_checkpoint  # noqa: E402
 from talkface.data.mel import mel_start, melspectrogram  # noqa: E402
 from talkface.dub import DubConfig, Dubber  # noqa: E402
 from talkface.dubbing.media_io import even_sides, mux, prefetch  # noqa: E402
@@ -187,10 +190,12 @@ class Wav2LipWay:
 # ------------------------------------------------------------------------------------------------ timing
 
 
-def ours_dubber(cfg: DubConfig, device: torch.device, gcfg: GeneratorConfig | None) -> tuple[Dubber, str]:
-    ckpt = ROOT / "models" / "generator.pt"
+def ours_dubber(cfg: DubConfig, device: torch.device, gcfg: GeneratorConfig | None,
+                checkpoint: Path | None = None) -> tuple[Dubber, str]:
+    """The dubber of a checkpoint (default: the shipped real-face model), or random weights of `gcfg`."""
+    ckpt = checkpoint or default_checkpoint()
     if gcfg is None and ckpt.is_file():
-        return Dubber.from_checkpoints(ckpt, None, cfg, progress=False), "models/generator.pt"
+        return Dubber.from_checkpoints(ckpt, None, cfg, progress=False), ckpt.name
     gcfg = gcfg or GeneratorConfig()
 
     def make():
@@ -225,17 +230,17 @@ def paired_fps(call_a, frames_a: int, call_b, frames_b: int, device: torch.devic
 
 def ours_generator_call(d: Dubber, device: torch.device):
     """One pipeline batch of ours: G_L on batch_size windows + G_S on the references that batch needs (at least
-    one, though the pipeline needs one per reference_every frames). Returns (callable, frames per call)."""
-    b, k, s = d.cfg.batch_size, d.k, d.size
+    one, though the pipeline needs one per reference_every frames; none when G_L takes raw references). Returns
+    (callable, frames per call)."""
+    b, k, s = d.cfg.batch_size, d.k, d.lips.size
     crops = np.random.default_rng(0).integers(0, 256, (b, k, s, s, 3), dtype=np.uint8)
-    mels = torch.randn(b, k, 1, 80, 16, device=device)
+    mel = np.random.default_rng(1).normal(size=(400, 80)).astype(np.float32)
     n_ref = max(1, int(round(b * k / d.cfg.reference_every)))
 
     def call():
-        ident = d.silent_reference(crops[:n_ref])
-        pose = d._to_tensor(crops)
-        pose[..., s // 2:, :] = 0
-        d._run(d.g_l, pose, ident[:1].expand(b, -1, -1, -1, -1), mels)
+        ident = d.lips.reference(crops[:n_ref])
+        pose, mels = d.lips.window_inputs(crops, mel, [5 * i for i in range(b)])
+        d.lips.generate(pose, ident[:1].expand(b, -1, -1, -1, -1), mels)
 
     return call, b * k
 
@@ -246,44 +251,45 @@ def wav2lip_generator_call(w: Wav2LipWay):
     return (lambda: w.generate(crops, mels)), w.batch
 
 
-def peak_rss(seconds: int, sample: Path, audio: Path, device: str, workdir: Path, width: int = 8,
-             max_width: int = 256) -> dict:
-    """Dub a `seconds`-long loop of `sample` (with the speech looped too) in a child process; its peak RSS."""
-    long_video, long_audio = workdir / "long.mp4", workdir / "long.wav"
+def peak_rss(seconds: float, sample: Path, audio: Path, device: str, workdir: Path, size: tuple[int, int] | None,
+             checkpoint: Path, detector: str) -> dict:
+    """Dub a `seconds`-long loop of `sample` scaled to `size` (W, H; None = as it is), with the speech looped too, in a
+    child process with `checkpoint`: its peak RSS, and that of its largest ffmpeg child (decoder or encoder)."""
+    tag = f"{size[0]}x{size[1]}" if size else "native"
+    long_video, long_audio = workdir / f"long_{tag}.mp4", workdir / "long.wav"
     ff = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
-    subprocess.run(ff + ["-stream_loop", "-1", "-i", str(sample), "-t", str(seconds), "-c:v", "libx264", "-preset",
-                         "ultrafast", "-crf", "23", "-c:a", "aac", str(long_video)], check=True)
+    scale = ["-vf", f"scale={size[0]}:{size[1]}"] if size else []
+    subprocess.run(ff + ["-stream_loop", "-1", "-i", str(sample), "-t", str(seconds), *scale, "-c:v", "libx264",
+                         "-preset", "ultrafast", "-crf", "23", "-c:a", "aac", str(long_video)], check=True)
     subprocess.run(ff + ["-stream_loop", "-1", "-i", str(audio), "-t", str(seconds), str(long_audio)], check=True)
     code = (
-        "import sys, json, time, resource, torch; sys.path.insert(0, %r)\n"
+        "import sys, json, resource; sys.path.insert(0, %r)\n"
         "from talkface.dub import DubConfig, Dubber\n"
-        "from talkface.models.generator import Generator, GeneratorConfig\n"
-        "from talkface.models.layers import AudioEncoder\n"
-        "g = lambda: Generator(GeneratorConfig(width=%d, max_width=%d), AudioEncoder(32, 512)).eval()\n"
-        "d = Dubber(g(), g(), DubConfig(detector='haar', device=%r), %r, progress=True)\n"
+        "d = Dubber.from_checkpoints(%r, cfg=DubConfig(detector=%r, device=%r), progress=False)\n"
         "r = d.dub(%r, %r, %r)\n"
         "print(json.dumps({'frames': r.frames, 'dubbed': r.dubbed, 'seconds': r.seconds,"
-        " 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
-    ) % (str(ROOT / "src"), width, max_width, device, device, str(long_video), str(long_audio),
-         str(workdir / "long_dub.mp4"))
+        " 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
+        " 'ffmpeg_peak_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))\n"
+    ) % (str(ROOT / "src"), str(checkpoint), detector, device, str(long_video), str(long_audio),
+         str(workdir / f"long_dub_{tag}.mp4"))
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(res.stderr.strip().splitlines()[-1])
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    out.update(input_seconds=seconds, generator_width=[width, max_width])
-    out["input_size"] = [probe(long_video).width, probe(long_video).height]
+    info = probe(long_video)
+    out.update(input_seconds=seconds, input_size=[info.width, info.height], checkpoint=checkpoint.name)
     return out
 
 
-def before_after_grid(video: Path, audio: Path, out_png: Path, seconds: float = 2.0, n: int = 4,
-                      tile: int = 200) -> str:
+def before_after_grid(video: Path, audio: Path, out_png: Path, checkpoint: Path | None = None, seconds: float = 2.0,
+                      n: int = 4, tile: int = 200) -> str:
     """Dub the first `seconds` of a real sample and save a 2 x n grid (before / after) of the face region.
     Uses models/generator.pt (+ silent.pt) when present, else random weights (then the grid shows where and how the
     mouth is pasted, not lip-sync quality). Returns a one-line caption."""
     from PIL import Image
 
-    cfg = DubConfig(detector="haar")
-    dubber, label = ours_dubber(cfg, torch.device("cpu"), None)
+    cfg = DubConfig(detector="dlib")
+    dubber, label = ours_dubber(cfg, torch.device("cpu"), None, checkpoint)
     info = probe(video)
     wav = read_audio(audio, 16000)[: int(seconds * 16000)]
     n_audio = int(np.ceil(len(wav) / 16000 * cfg.window.fps - 1e-6))
@@ -320,9 +326,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=16, help="ours: G_L windows per batch")
     ap.add_argument("--wav2lip-size", action="store_true", help="also run ours at Wav2Lip-like widths (16, max 512)")
-    ap.add_argument("--peak-rss", type=int, default=0, metavar="SECONDS", help="also measure peak RSS on a long input")
-    ap.add_argument("--rss-width", type=int, nargs=2, default=[8, 256], metavar=("WIDTH", "MAX_WIDTH"),
-                    help="generator widths of the --peak-rss run (random weights)")
+    ap.add_argument("--peak-rss", type=float, default=0, metavar="SECONDS",
+                    help="also measure peak RSS of dubbing a SECONDS-long input at each --rss-size")
+    ap.add_argument("--rss-size", nargs="+", default=["native", "1920x1080", "3840x2160"],
+                    help="input sizes of the --peak-rss runs (WxH or native)")
+    ap.add_argument("--checkpoint", type=Path, default=None,
+                    help="G_L of ours (default: the shipped real-face model)")
+    ap.add_argument("--detector", default="dlib", help="face detector of both pipelines (dlib: the offline default)")
     ap.add_argument("--no-speed", action="store_true", help="skip the speed comparison (only --grid / --peak-rss)")
     ap.add_argument("--generator-only", action="store_true", help="only the generator-only comparison")
     ap.add_argument("--grid", type=Path, help="also save a before/after frame grid PNG of a real sample here")
@@ -351,11 +361,11 @@ def main() -> None:
             videos = cut
         for dev_name in [] if args.no_speed else devices:
             device = torch.device(dev_name)
-            cfg = DubConfig(detector="haar", device=dev_name, batch_size=args.batch_size)
+            cfg = DubConfig(detector=args.detector, device=dev_name, batch_size=args.batch_size)
             variants = [None] + ([GeneratorConfig(width=16, max_width=512)] if args.wav2lip_size else [])
             w2l = Wav2LipWay(None, cfg, device)
             for gcfg in variants:
-                ours, label = ours_dubber(cfg, device, gcfg)
+                ours, label = ours_dubber(cfg, device, gcfg, args.checkpoint)
                 w2l.detector = ours.detector
                 t_ours = t_w2l = 0.0
                 n_ours = n_w2l = 0
@@ -387,14 +397,19 @@ def main() -> None:
                       f"generator {row['generator_ratio']:.2f}", flush=True)
         if args.grid:
             print(f"[grid] {args.grid}: " + before_after_grid(args.samples_dir / "vrt_face_2.mp4",
-                                                              args.samples_dir / "vrt_audio_1.wav", args.grid))
+                                                              args.samples_dir / "vrt_audio_1.wav", args.grid,
+                                                              args.checkpoint))
         if args.peak_rss:
-            rss = peak_rss(args.peak_rss, videos[0], audios[0], devices[0], tmp, *args.rss_width)
-            report["peak_rss"] = rss
-            print(f"[peak RSS] generator widths {rss['generator_width']}, {rss['input_seconds']} s input "
-                  f"({rss['input_size'][0]}x{rss['input_size'][1]}, {rss['frames']} frames, {rss['dubbed']} dubbed): "
-                  f"peak RSS {rss['peak_rss_mb']:.0f} MB, "
-                  f"{rss['frames'] / rss['seconds']:.1f} frames/s", flush=True)
+            report["peak_rss"] = []
+            for size in args.rss_size:
+                wh = None if size == "native" else tuple(int(v) for v in size.lower().split("x"))
+                rss = peak_rss(args.peak_rss, videos[0], audios[0], devices[0], tmp, wh,
+                               args.checkpoint or default_checkpoint(), args.detector)
+                report["peak_rss"].append(rss)
+                print(f"[peak RSS] {rss['input_seconds']} s input {rss['input_size'][0]}x{rss['input_size'][1]} "
+                      f"({rss['frames']} frames, {rss['dubbed']} dubbed, {rss['checkpoint']}): dubbing process "
+                      f"{rss['peak_rss_mb']:.0f} MB, largest ffmpeg child {rss['ffmpeg_peak_rss_mb']:.0f} MB, "
+                      f"{rss['frames'] / rss['seconds']:.1f} frames/s end to end", flush=True)
     report["self_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

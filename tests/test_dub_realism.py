@@ -16,7 +16,7 @@ from talkface.dub import Dubber, DubConfig
 from talkface.dubbing.adapt import AdaptConfig, cache_key
 from talkface.dubbing.generate import PasteConfig, paste
 from talkface.dubbing.silence import SilenceConfig, drop_short_runs, frame_levels, silent_frames
-from talkface.faces.crop import colour_offset, ellipse_mask, paste_face
+from talkface.dubbing.paste import colour_offset, ellipse_mask, paste_face, restore_detail
 from talkface.media.ffmpeg_bin import ffmpeg_exe
 from talkface.media.probe import MediaInfo
 from talkface.models.generator import Generator, GeneratorConfig
@@ -77,6 +77,21 @@ def test_paste_face_matches_colour_and_touches_only_the_ellipse():
     assert ys.min() >= 20 + int((0.74 - 0.26) * 160) and ys.max() < 180  # inside the box, below the ellipse top
     assert xs.min() >= 50 + int((0.5 - 0.36) * 160) and xs.max() < 210 - int((0.5 - 0.36) * 160)
     assert out[20 + int(0.74 * 160), 130].tolist() == [130, 130, 130]  # full weight at the ellipse centre
+
+
+def test_restore_detail_only_where_generated_agrees():
+    rng = np.random.default_rng(0)
+    texture = rng.normal(0, 6, (80, 80, 3)).astype(np.float32)
+    dst = 120 + texture  # a flat face with fine texture
+    import cv2
+
+    smooth = cv2.GaussianBlur(dst, (0, 0), 2.0)  # what an upscaled crop looks like: the texture gone
+    agree = restore_detail(smooth.copy(), dst, 4.0, 12.0)
+    assert np.abs(agree - dst).mean() < 0.3 * np.abs(smooth - dst).mean()  # the texture is back
+    changed = smooth.copy()
+    changed[20:60, 20:60] = 30.0  # the generated mouth is new there (dark, open)
+    out = restore_detail(changed, dst, 4.0, 12.0)
+    np.testing.assert_allclose(out[30:50, 30:50], 30.0, atol=1e-4)  # no ghost of the old pixels inside the change
 
 
 def test_paste_config_regions():

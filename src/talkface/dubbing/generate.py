@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from ..data.mel import MelConfig
-from ..faces.crop import crop_frames, paste_back, paste_face
+from ..faces.crop import crop_frames, paste_back
+from .paste import paste_face
 from ..model_inputs import (WindowConfig, check_window, frame_mel_windows, pose_input, reference_segment, silent_mel,
                             silent_reference_inputs, to_float, to_uint8)
 
@@ -34,6 +35,8 @@ class PasteConfig:
     feather: float = 0.3  # ellipse: share of the radius that fades out; lower/full: share of the region's side
     ellipse: list[float] = dataclasses.field(default_factory=lambda: [0.5, 0.74, 0.36, 0.26])  # cx, cy, rx, ry (crop)
     colour_match: bool = True  # shift the crop's colours to the frame's in the blend band (ellipse only)
+    detail_tolerance: float = 12.0  # restore the frame's fine detail where generated and original agree within this
+    #                                 many grey levels at the crop's resolution (dubbing.paste.restore_detail); 0 = off
 
     def __post_init__(self) -> None:
         if self.region not in PASTE_REGIONS:
@@ -45,7 +48,8 @@ class PasteConfig:
 def paste(out: np.ndarray, generated: np.ndarray, original: np.ndarray, box: np.ndarray, cfg: PasteConfig) -> None:
     """Write generated crop uint8 [S,S,3] into frame `out` (in place) at `box`; `original` is the input's crop there."""
     if cfg.region == "ellipse":
-        paste_face(out, generated, original, box, tuple(cfg.ellipse), cfg.feather, cfg.colour_match)
+        paste_face(out, generated, original, box, tuple(cfg.ellipse), cfg.feather, cfg.colour_match,
+                   cfg.detail_tolerance)
     else:
         x0, y0, x1, y1 = (int(v) for v in box)
         out[y0:y1, x0:x1] = paste_back(out, generated, box, cfg.feather, cfg.region)[y0:y1, x0:x1]

@@ -1,0 +1,71 @@
+"""Putting a generated face crop back into a full frame so that it does not show: a feathered ellipse over mouth and
+chin, colours matched to the frame in the blend band, and the frame's own fine detail restored where the generated
+face agrees with it (dubbing only; the training crops and the evaluation's reference framing use faces.crop).
+
+    paste_face(frame, generated_crop, original_crop, box, ellipse, feather, colour_match, detail_tolerance)
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def ellipse_mask(height: int, width: int, ellipse: tuple[float, float, float, float], feather: float) -> np.ndarray:
+    """float32 [height, width]: 1 inside the ellipse (cx, cy, rx, ry as fractions of width / height), falling to 0 at
+    its rim by a smoothstep over the outer `feather` share of the radius. A face crop's lower face is close to an
+    ellipse, so the pasted region follows the jaw instead of showing a box edge on the cheeks."""
+    cx, cy, rx, ry = ellipse
+    if rx <= 0 or ry <= 0 or not 0 < feather <= 1:
+        raise ValueError(f"ellipse radii must be > 0 and feather in (0, 1], got {ellipse}, {feather}")
+    y = ((np.arange(height, dtype=np.float32) + 0.5) / height - cy) / ry
+    x = ((np.arange(width, dtype=np.float32) + 0.5) / width - cx) / rx
+    r = np.sqrt(y[:, None] ** 2 + x[None, :] ** 2)  # 1 on the rim
+    t = np.clip((1.0 - r) / feather, 0.0, 1.0)
+    return (t * t * (3 - 2 * t)).astype(np.float32)
+
+
+def colour_offset(generated: np.ndarray, original: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """float32 [3]: mean of (original - generated) per channel, weighted by 4 m (1 - m), the blend band of `mask`
+    (where a colour difference would show as a seam). Crops uint8 [S, S, 3], mask float [S, S]."""
+    w = 4.0 * mask * (1.0 - mask)
+    total = float(w.sum())
+    if total <= 0:
+        return np.zeros(3, np.float32)
+    diff = original.astype(np.float32) - generated.astype(np.float32)
+    return (diff * w[..., None]).reshape(-1, 3).sum(0) / total
+
+
+def restore_detail(patch: np.ndarray, dst: np.ndarray, scale: float, tolerance: float) -> np.ndarray:
+    """float32 [h, w, 3]: the upscaled generated `patch` plus the high frequencies of the frame's own pixels `dst`
+    (what a 96-px crop cannot carry: skin texture, stubble, lip detail), weighted per pixel by how well the two agree
+    at the crop's resolution: 1 where their low-pass images match, falling linearly to 0 at a mean absolute
+    difference of `tolerance` grey levels. Where the generated mouth differs from the original (the new speech), the
+    generated pixels stay as they are, so no ghost of the old mouth shows. `scale`: box side / crop side."""
+    sigma = max(0.5, 0.5 * scale)
+    low_dst = cv2.GaussianBlur(dst, (0, 0), sigma)
+    low_gen = cv2.GaussianBlur(patch, (0, 0), sigma)
+    agree = np.clip(1.0 - np.abs(low_gen - low_dst).mean(-1, keepdims=True) / tolerance, 0.0, 1.0)
+    return patch + agree * (dst - low_dst)
+
+
+def paste_face(out: np.ndarray, crop: np.ndarray, original: np.ndarray, box: np.ndarray,
+               ellipse: tuple[float, float, float, float], feather: float, colour_match: bool,
+               detail_tolerance: float = 0.0) -> None:
+    """Blend the lower face of a generated crop (uint8 [S, S, 3]) into `out` (uint8 [H, W, 3], in place) at `box`
+    under a feathered ellipse; with `colour_match`, the crop is first shifted by its colour offset to the `original`
+    crop (the same box of the input frame) in the blend band; `detail_tolerance` > 0 restores the frame's own fine
+    detail where the generated face agrees with it (`restore_detail`). Touches only the pixels of the box."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    w, h = x1 - x0, y1 - y0
+    if w <= 0 or h <= 0:
+        raise ValueError(f"empty paste box {np.asarray(box).tolist()}")
+    patch = crop.astype(np.float32)
+    if colour_match:
+        patch += colour_offset(crop, original, ellipse_mask(*crop.shape[:2], ellipse, feather))
+    patch = cv2.resize(patch, (w, h), interpolation=cv2.INTER_LINEAR if w >= crop.shape[1] else cv2.INTER_AREA)
+    m = ellipse_mask(h, w, ellipse, feather)[..., None]
+    dst = out[y0:y1, x0:x1].astype(np.float32)
+    if detail_tolerance > 0:
+        patch = restore_detail(patch, dst, w / crop.shape[1], detail_tolerance)
+    out[y0:y1, x0:x1] = np.clip(m * patch + (1 - m) * dst + 0.5, 0, 255).astype(np.uint8)
