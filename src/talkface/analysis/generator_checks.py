@@ -30,6 +30,37 @@ class GeneratorAnalysisConfig:
     samples: int = 4  # rows of the sample grid PNG
     batch_size: int = 4  # windows per forward pass
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    landmarker: str = "none"  # dlib | fan | auto | none: also measure mouths from 68 landmarks (real faces)
+
+
+def landmark_openings(landmarker, frames: torch.Tensor, boxes: torch.Tensor) -> np.ndarray:
+    """Mouth opening from 68 landmarks (metrics.mouth: inner-lip gap / inter-ocular distance) of float crops
+    [B,k,3,S,S]; `boxes` [B,k,68,2] are the landmarks whose box the predictor fits inside (faces.crop_landmarks),
+    -> [B*k] (NaN where none)."""
+    from ..metrics.mouth import mouth_opening as landmark_mouth_opening
+    from ..model_inputs import to_uint8
+
+    s = frames.shape[-1]
+    crops = to_uint8(frames).reshape(-1, s, s, 3)
+    return landmark_mouth_opening(landmarker(crops, boxes.reshape(-1, 68, 2).cpu().numpy()))
+
+
+def sil_frame_openings(val_set: WindowDataset) -> np.ndarray:
+    """The speaker's own mouth opening (stored landmarks) on the frames the alignments label `sil`, over the
+    validation clips that have labels (GRID); empty when none has."""
+    import json
+
+    from ..metrics.mouth import mouth_opening as landmark_mouth_opening
+
+    values = []
+    for clip_id in val_set.clip_ids:
+        d = val_set.clips_dir / clip_id
+        if not (d / "labels.json").is_file():
+            continue
+        labels = np.array(json.loads((d / "labels.json").read_text())["labels"])
+        lms = np.load(d / "landmarks.npy")
+        values.append(landmark_mouth_opening(lms[labels == "sil"]))
+    return np.concatenate(values) if values else np.zeros(0)
 
 
 def analysis_batches(val_set: WindowDataset, n: int, batch_size: int, device: torch.device):
@@ -43,17 +74,22 @@ def analysis_batches(val_set: WindowDataset, n: int, batch_size: int, device: to
 
 @torch.no_grad()
 def silent_analysis(silent: Generator, val_set: WindowDataset, cfg: GeneratorAnalysisConfig, mouth: MouthOpeningConfig,
-                    silent_mel: torch.Tensor, device: torch.device) -> dict[str, Any]:
+                    silent_mel: torch.Tensor, device: torch.device, landmarker=None) -> dict[str, Any]:
     """The G_S check on validation identity references: mouth opening before/after G_S with silent audio, and the
-    distance to the closed-lip ground truth (silent.npy) when the data has it."""
+    distance to the closed-lip ground truth (silent.npy) when the data has it. With a `landmarker`, the openings from
+    landmarks too, beside the speaker's own opening on the frames labelled `sil` (GRID's silences)."""
     silent.eval()
     opens: dict[str, list[torch.Tensor]] = {"in": [], "out": [], "gt": []}
+    lm_in, lm_out = [], []
     l1_out, l1_in, psnr_out, psnr_in = [], [], [], []
     for batch in analysis_batches(val_set, cfg.windows, cfg.batch_size, device):
         identity = batch["identity"]
         closed = close_lips(silent, identity, silent_mel)
         opens["in"].append(mouth_opening(identity, mouth).flatten().cpu())
         opens["out"].append(mouth_opening(closed, mouth).flatten().cpu())
+        if landmarker is not None:  # the target window's stored landmarks give the box (the head barely moves)
+            lm_in.append(landmark_openings(landmarker, identity, batch["landmarks"]))
+            lm_out.append(landmark_openings(landmarker, closed, batch["landmarks"]))
         if "identity_silent" in batch:
             target = batch["identity_silent"]
             s = target.shape[-1]
@@ -73,26 +109,42 @@ def silent_analysis(silent: Generator, val_set: WindowDataset, cfg: GeneratorAna
     else:
         out["silent_gt"] = "not available: the data has no closed-lip ground truth (silent.npy)"
     out["mouth_measure"] = "luminance contrast of the mouth box (analysis.leaking.mouth_opening)"
+    if landmarker is not None:
+        sil = sil_frame_openings(val_set)
+        i, o = np.concatenate(lm_in), np.concatenate(lm_out)
+        out["landmarks"] = {
+            "input_opening": float(np.nanmean(i)), "output_opening": float(np.nanmean(o)),
+            "share_closed_more": float(np.mean(o[np.isfinite(o) & np.isfinite(i)] < i[np.isfinite(o) & np.isfinite(i)])),
+            "speaker_sil_opening": float(np.nanmean(sil)) if len(sil) else "not available: no `sil` labels",
+            "at_or_below_sil": bool(len(sil) and np.nanmean(o) <= np.nanmean(sil)),
+            "measure": f"{landmarker.name} 68 landmarks: inner-lip gap / inter-ocular distance (metrics.mouth)"}
     return out
 
 
 @torch.no_grad()
 def leak_analysis(gen: Generator, silent: Generator | None, val_set: WindowDataset, cfg: GeneratorAnalysisConfig,
                   mouth: MouthOpeningConfig, silent_mel: torch.Tensor, device: torch.device,
-                  silent_reason: str = "") -> dict[str, Any]:
+                  silent_reason: str = "", landmarker=None) -> dict[str, Any]:
     """Lip leaking of G_L: correlation of the identity reference's and the output's mouth opening, with the raw
-    reference and with the G_S-closed reference."""
+    reference and with the G_S-closed reference; with a `landmarker`, from 68 landmarks too."""
     gen.eval()
     opens: dict[str, list[torch.Tensor]] = {"ref": [], "gt": [], "raw": [], "silent": []}
+    lms: dict[str, list[np.ndarray]] = {"ref": [], "gt": [], "raw": [], "silent": []}
     for batch in analysis_batches(val_set, cfg.windows, cfg.batch_size, device):
         identity = batch["identity"]
         opens["ref"].append(mouth_opening(identity, mouth).flatten().cpu())
         opens["gt"].append(mouth_opening(batch["frames"], mouth).flatten().cpu())
         out = gen(batch["pose"], identity, batch["indiv_mels"])
         opens["raw"].append(mouth_opening(out, mouth).flatten().cpu())
+        if landmarker is not None:
+            box = batch["landmarks"]
+            for key, frames in (("ref", identity), ("gt", batch["frames"]), ("raw", out)):
+                lms[key].append(landmark_openings(landmarker, frames, box))
         if silent is not None:
             out = gen(batch["pose"], close_lips(silent, identity, silent_mel), batch["indiv_mels"])
             opens["silent"].append(mouth_opening(out, mouth).flatten().cpu())
+            if landmarker is not None:
+                lms["silent"].append(landmark_openings(landmarker, out, batch["landmarks"]))
     ref, gt = torch.cat(opens["ref"]).numpy(), torch.cat(opens["gt"]).numpy()
     result: dict[str, Any] = {"without_silent": lip_leak(ref, torch.cat(opens["raw"]).numpy(), gt)}
     if silent is not None:
@@ -100,6 +152,17 @@ def leak_analysis(gen: Generator, silent: Generator | None, val_set: WindowDatas
     else:
         result["with_silent"] = f"not available: {silent_reason or 'no G_S'}"
     result["mouth_measure"] = "luminance contrast of the mouth box (analysis.leaking.mouth_opening)"
+    if landmarker is not None:
+        ref, gt = np.concatenate(lms["ref"]), np.concatenate(lms["gt"])
+        ok = lambda *a: np.all([np.isfinite(x) for x in a], axis=0)  # noqa: E731
+        raw = np.concatenate(lms["raw"])
+        m = ok(ref, gt, raw)
+        result["landmarks"] = {"without_silent": lip_leak(ref[m], raw[m], gt[m]),
+                               "measure": f"{landmarker.name} 68 landmarks: inner-lip gap / inter-ocular distance"}
+        if lms["silent"]:
+            sil = np.concatenate(lms["silent"])
+            m = ok(ref, gt, sil)
+            result["landmarks"]["with_silent"] = lip_leak(ref[m], sil[m], gt[m])
     return result
 
 

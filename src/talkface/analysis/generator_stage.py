@@ -50,8 +50,13 @@ def analysis_stage(stage: str, cfg: GeneratorAnalysisConfig, mouth: MouthOpening
                             with_silent=has_silent(paths.clips_dir, ids))
     gen = load_generator(paths.model, map_location=device).to(device).eval()
     quiet = torch.from_numpy(silent_mel(mel, window.mel_steps)).to(device)
+    landmarker = None
+    if cfg.landmarker != "none":
+        from ..faces.crop_landmarks import make_crop_landmarker
+
+        landmarker = make_crop_landmarker(cfg.landmarker)
     if stage == "silent":
-        checks = {"silent_check": silent_analysis(gen, val_set, cfg, mouth, quiet, device)}
+        checks = {"silent_check": silent_analysis(gen, val_set, cfg, mouth, quiet, device, landmarker)}
         silent, use_silent = gen, False  # the grid's last column: G_S's reconstruction with the real audio
     else:
         silent, reason = None, ""
@@ -59,7 +64,7 @@ def analysis_stage(stage: str, cfg: GeneratorAnalysisConfig, mouth: MouthOpening
             silent = load_generator(paths.silent_model, map_location=device).to(device).eval()
         else:
             reason = f"no G_S at {paths.silent_model}"
-        checks = {"leak": leak_analysis(gen, silent, val_set, cfg, mouth, quiet, device, reason)}
+        checks = {"leak": leak_analysis(gen, silent, val_set, cfg, mouth, quiet, device, reason, landmarker)}
         use_silent = uses_silent_reference(gen)
     batch = next(analysis_batches(val_set, cfg.samples, cfg.samples, device))
     grid = generator_samples(gen, silent, batch, cfg.samples, use_silent, quiet)
