@@ -151,18 +151,22 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0, help="seconds of speech per pair")
     ap.add_argument("--adapt", type=int, default=0, help="per-video adaptation steps (0 = off)")
     ap.add_argument("--no-silence", action="store_true")
+    ap.add_argument("--detail", type=float, default=None, help="dub.paste.detail_tolerance (default: DubConfig's)")
     ap.add_argument("--out", type=Path, default=None, help="JSON of every pair and the means")
     args = ap.parse_args()
 
     cfg = DubConfig(detector="dlib")
     cfg.adapt.steps = args.adapt
     cfg.silence.enabled = not args.no_silence
+    if args.detail is not None:
+        cfg.paste.detail_tolerance = args.detail
     ckpt = args.checkpoint or default_checkpoint()
     dubber = Dubber.from_checkpoints(ckpt, cfg=cfg, progress=False)
     detector = make_detector("dlib", DetectorConfig())
     sets = {"grid": grid_pairs(args.pairs),
             "real": [(SHARED / "real-samples" / v, SHARED / "real-samples" / a) for v, a in REAL_PAIRS[: args.real]]}
     report = {"checkpoint": str(ckpt), "adapt_steps": args.adapt, "silence": cfg.silence.enabled,
+              "detail_tolerance": cfg.paste.detail_tolerance,
               "seconds": args.seconds}
     with tempfile.TemporaryDirectory() as tmp:
         for name, pairs in sets.items():
