@@ -19,8 +19,8 @@ Runs alternate (ours, Wav2Lip, ours, ...) so that load from other processes hits
 times. Generator-only frames/s: the networks alone on random inputs at each pipeline's batch size, timed in alternation.
 With --wav2lip-size, ours also runs at Wav2Lip-like widths (width 16, max 512; random weights).
 `--peak-rss SECONDS` synthesises an input of each `--rss-size` by looping (and scaling) a real sample with ffmpeg and
-reports the peak resident memory of dubbing it with the real model (child process `ru_maxrss`, and its largest ffmpeg
-child's).
+reports the peak resident memory of dubbing it with the real model: the dubbing process's own peak (VmHWM) and the
+peak of its RSS summed with its ffmpeg decoder and encoder (sampled every 50 ms).
 """
 
 from __future__ import annotations
@@ -262,14 +262,27 @@ def peak_rss(seconds: float, sample: Path, audio: Path, device: str, workdir: Pa
     subprocess.run(ff + ["-stream_loop", "-1", "-i", str(sample), "-t", str(seconds), *scale, "-c:v", "libx264",
                          "-preset", "ultrafast", "-crf", "23", "-c:a", "aac", str(long_video)], check=True)
     subprocess.run(ff + ["-stream_loop", "-1", "-i", str(audio), "-t", str(seconds), str(long_audio)], check=True)
+    # Peak memory: VmHWM of the dubbing process (its own peak; ru_maxrss would carry the parent's RSS across fork and
+    # exec), and the peak of the summed RSS of the process and its ffmpeg children, sampled every 50 ms.
     code = (
-        "import sys, json, resource; sys.path.insert(0, %r)\n"
+        "import sys, json, threading, time; sys.path.insert(0, %r)\n"
+        "import psutil\n"
         "from talkface.dub import DubConfig, Dubber\n"
+        "me, peak, done = psutil.Process(), [0], threading.Event()\n"
+        "def watch():\n"
+        "    while not done.is_set():\n"
+        "        total = 0\n"
+        "        for p in [me] + me.children(recursive=True):\n"
+        "            try: total += p.memory_info().rss\n"
+        "            except psutil.Error: pass\n"
+        "        peak[0] = max(peak[0], total); time.sleep(0.05)\n"
+        "threading.Thread(target=watch, daemon=True).start()\n"
         "d = Dubber.from_checkpoints(%r, cfg=DubConfig(detector=%r, device=%r), progress=False)\n"
         "r = d.dub(%r, %r, %r)\n"
+        "done.set()\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
         "print(json.dumps({'frames': r.frames, 'dubbed': r.dubbed, 'seconds': r.seconds,"
-        " 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
-        " 'ffmpeg_peak_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))\n"
+        " 'peak_rss_mb': int(hwm) / 1024, 'tree_peak_rss_mb': peak[0] / 2**20}))\n"
     ) % (str(ROOT / "src"), str(checkpoint), detector, device, str(long_video), str(long_audio),
          str(workdir / f"long_dub_{tag}.mp4"))
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -386,10 +399,11 @@ def main() -> None:
                        "e2e_ratio": (n_ours / t_ours) / (n_w2l / t_w2l) if n_ours else float("nan"),
                        "ours_generator_fps": g_ours, "wav2lip_generator_fps": g_w2l,
                        "generator_ratio": g_ours / g_w2l,
-                       "ours_params_M": sum(p.numel() for p in ours.g_l.parameters()) / 1e6,
+                       "ours_params_M": sum(p.numel() for p in ours.lips.g_l.parameters()) / 1e6,
                        "wav2lip_params_M": sum(p.numel() for p in w2l.model.parameters()) / 1e6}
                 report["runs"].append(row)
-                print(f"[{dev_name}] ours ({label}, G_L {row['ours_params_M']:.1f}M params x2 with G_S): "
+                with_gs = " x2 with G_S" if ours.lips.g_s is not None else ", no G_S"
+                print(f"[{dev_name}] ours ({label}, G_L {row['ours_params_M']:.1f}M params{with_gs}): "
                       f"end-to-end {row['ours_e2e_fps']:.1f} frames/s, generator {g_ours:.1f} frames/s | "
                       f"Wav2Lip way ({row['wav2lip_params_M']:.1f}M): "
                       f"end-to-end {row['wav2lip_e2e_fps']:.1f} frames/s, "
@@ -408,7 +422,7 @@ def main() -> None:
                 report["peak_rss"].append(rss)
                 print(f"[peak RSS] {rss['input_seconds']} s input {rss['input_size'][0]}x{rss['input_size'][1]} "
                       f"({rss['frames']} frames, {rss['dubbed']} dubbed, {rss['checkpoint']}): dubbing process "
-                      f"{rss['peak_rss_mb']:.0f} MB, largest ffmpeg child {rss['ffmpeg_peak_rss_mb']:.0f} MB, "
+                      f"{rss['peak_rss_mb']:.0f} MB, with its ffmpeg children {rss['tree_peak_rss_mb']:.0f} MB, "
                       f"{rss['frames'] / rss['seconds']:.1f} frames/s end to end", flush=True)
     report["self_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.json:

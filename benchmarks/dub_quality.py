@@ -150,6 +150,8 @@ def main() -> None:
     ap.add_argument("--real", type=int, default=len(REAL_PAIRS), help="real-sample pairs (0 = none)")
     ap.add_argument("--seconds", type=float, default=4.0, help="seconds of speech per pair")
     ap.add_argument("--adapt", type=int, default=0, help="per-video adaptation steps (0 = off)")
+    ap.add_argument("--adapt-lr", type=float, default=None, help="dub.adapt.lr (default: AdaptConfig's)")
+    ap.add_argument("--adapt-trainable", default=None, help="dub.adapt.trainable: all | output")
     ap.add_argument("--no-silence", action="store_true")
     ap.add_argument("--detail", type=float, default=None, help="dub.paste.detail_tolerance (default: DubConfig's)")
     ap.add_argument("--out", type=Path, default=None, help="JSON of every pair and the means")
@@ -157,6 +159,10 @@ def main() -> None:
 
     cfg = DubConfig(detector="dlib")
     cfg.adapt.steps = args.adapt
+    if args.adapt_lr is not None:
+        cfg.adapt.lr = args.adapt_lr
+    if args.adapt_trainable is not None:
+        cfg.adapt.trainable = args.adapt_trainable
     cfg.silence.enabled = not args.no_silence
     if args.detail is not None:
         cfg.paste.detail_tolerance = args.detail
@@ -165,7 +171,8 @@ def main() -> None:
     detector = make_detector("dlib", DetectorConfig())
     sets = {"grid": grid_pairs(args.pairs),
             "real": [(SHARED / "real-samples" / v, SHARED / "real-samples" / a) for v, a in REAL_PAIRS[: args.real]]}
-    report = {"checkpoint": str(ckpt), "adapt_steps": args.adapt, "silence": cfg.silence.enabled,
+    report = {"checkpoint": str(ckpt), "adapt_steps": args.adapt, "adapt_lr": cfg.adapt.lr,
+              "adapt_trainable": cfg.adapt.trainable, "silence": cfg.silence.enabled,
               "detail_tolerance": cfg.paste.detail_tolerance,
               "seconds": args.seconds}
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,33 +22,36 @@ import subprocess
 import sys
 
 # P1 setups (papers/000_*, 001_*; METHOD.md §6) and P2's sync-loss variants (papers/002_* Table 4).
-# Values not listed keep params.yaml's defaults (the full model, H).
+# Values not listed keep params.yaml's defaults: H's model and losses, but with the sync term weighted 0 [ours]
+# (measured on GRID: at this CPU scale it degrades the image without raising sync; docs/ablations.md). Every P1 setup
+# with a sync loss therefore sets P1's weight 2 itself.
+P1_SYNC = {"generator.loss.sync": "2.0"}
 P1_BASE = {"generator.use_silent_reference": "false", "generator.loss.triplet": "0"}
 PRESETS: dict[str, dict[str, str]] = {
     # A: base model (no G_S), plain Wav2Lip sync loss, audio encoder trained with the generator
     "A": {**P1_BASE, "generator.audio_encoder": "joint", "generator.expert": "syncnet",
-          "generator.loss.sync_kind": "plain"},
+          "generator.loss.sync_kind": "plain", **P1_SYNC},
     # B: A with the frozen pretrained AVSyncNet audio encoder
     "B": {**P1_BASE, "generator.audio_encoder": "avsyncnet", "generator.expert": "syncnet",
-          "generator.loss.sync_kind": "plain"},
+          "generator.loss.sync_kind": "plain", **P1_SYNC},
     # D: base + silent-lip generator + frozen pretrained SyncNet audio encoder, plain sync loss
     "D": {"generator.use_silent_reference": "true", "generator.loss.triplet": "0",
-          "generator.audio_encoder": "syncnet", "generator.expert": "syncnet", "generator.loss.sync_kind": "plain"},
+          "generator.audio_encoder": "syncnet", "generator.expert": "syncnet", "generator.loss.sync_kind": "plain", **P1_SYNC},
     # E: D with the stabilized sync loss L_ss instead of the plain one
     "E": {"generator.use_silent_reference": "true", "generator.loss.triplet": "0",
-          "generator.audio_encoder": "syncnet", "generator.expert": "syncnet", "generator.loss.sync_kind": "stabilized"},
+          "generator.audio_encoder": "syncnet", "generator.expert": "syncnet", "generator.loss.sync_kind": "stabilized", **P1_SYNC},
     # F [ours]: E with AVSyncNet as audio encoder and as the expert of L_ss
     "F": {"generator.use_silent_reference": "true", "generator.loss.triplet": "0",
           "generator.audio_encoder": "avsyncnet", "generator.expert": "avsyncnet",
-          "generator.loss.sync_kind": "stabilized"},
+          "generator.loss.sync_kind": "stabilized", **P1_SYNC},
     # G: E + adaptive triplet loss (SyncNet-based)
     "G": {"generator.use_silent_reference": "true", "generator.loss.triplet": "0.5",
-          "generator.audio_encoder": "syncnet", "generator.expert": "syncnet", "generator.loss.sync_kind": "stabilized"},
+          "generator.audio_encoder": "syncnet", "generator.expert": "syncnet", "generator.loss.sync_kind": "stabilized", **P1_SYNC},
     # H: P1's proposed full model (P1 supp. App. B); its composition, G + AVSyncNet as audio encoder and L_ss expert,
-    # is our reading [ours] = params.yaml's default
+    # is our reading [ours] = params.yaml's default with L_ss at P1's weight 2
     "H": {"generator.use_silent_reference": "true", "generator.loss.triplet": "0.5",
           "generator.audio_encoder": "avsyncnet", "generator.expert": "avsyncnet",
-          "generator.loss.sync_kind": "stabilized"},
+          "generator.loss.sync_kind": "stabilized", **P1_SYNC},
     # H without any sync loss: the reference point of "sync is better with a sync loss"
     "nosync": {"generator.loss.sync_kind": "none"},
     # H trained on raw identity references: the "without G_S" side of the lip-leak comparison

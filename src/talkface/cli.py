@@ -124,7 +124,8 @@ def cmd_dub(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     adapted = f", adapted in {res.adapt_seconds:.0f} s" if res.adapt_seconds else ""
     print(f"[dub] {res.out}: {res.frames} frames, {res.dubbed} dubbed ({res.silent_frames} silent, closed lips), "
-          f"{res.references} G_S reference(s), {res.fps:.1f} frames/s end to end{adapted} "
+          f"{res.references} identity reference(s){' through G_S' if dubber.lips.g_s is not None else ''}, "
+          f"{res.fps:.1f} frames/s end to end{adapted} "
           f"({dubber.detector_name} faces, {dubber.device})")
     return 0
 

@@ -73,7 +73,7 @@ class DubConfig:
     paste: PasteConfig = dataclasses.field(default_factory=PasteConfig)  # feathered ellipse, colour matched
     silence: SilenceConfig = dataclasses.field(default_factory=SilenceConfig)  # silent speech -> closed lips
     adapt: AdaptConfig = dataclasses.field(default_factory=AdaptConfig)  # per-video fine-tuning (`--adapt N`)
-    max_chunk_mb: int = 192  # cap on the full-resolution frames held at once (decode chunks, G_L batches): 4K memory
+    max_chunk_mb: int = 96  # cap on the full-resolution frames held at once (decode chunks, G_L batches): 4K memory
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # bf16 autocast + channels-last on CUDA (ignored on CPU)
     crf: int = 18  # x264 quality
@@ -277,7 +277,8 @@ class Dubber:
                           smooth_window=self.cfg.smooth_window, smooth_method=self.cfg.smooth_method,
                           max_gap=self.cfg.max_gap, fps=int(w.fps), sample_rate=self.cfg.mel.sample_rate,
                           min_frames=3 * self.k, max_missing_ratio=self.cfg.adapt.max_missing_ratio,
-                          min_decoded_ratio=self.cfg.min_decoded_ratio, detect=self.cfg.detect)
+                          min_decoded_ratio=self.cfg.min_decoded_ratio, detect=self.cfg.detect,
+                          cache_mb=self.cfg.max_chunk_mb)  # longer videos are decoded twice, not held in memory
 
     def adapted(self, video: Path) -> LipSync:
         """The generators for `video`: G_L fine-tuned on it (`adapt.steps` > 0; cached per video) or as loaded."""

@@ -41,6 +41,17 @@ from ..weights import WeightsNotAvailable
 from . import DubError
 
 
+TRAINABLE = ("all", "output")
+
+
+def trainable_parameters(gen: nn.Module, which: str) -> list[nn.Parameter]:
+    """The parameters adaptation updates: all but the frozen audio encoder, or only the last decoder level and the
+    output head, which shape texture and colour but not how the mouth follows the audio or the upper face."""
+    if which == "all":
+        return [p for n, p in gen.named_parameters() if not n.startswith("audio_encoder.")]
+    return [*gen.decoder[-1].parameters(), *gen.output.parameters()]
+
+
 @dataclasses.dataclass
 class AdaptConfig:
     """params.yaml `dub.adapt`."""
@@ -55,6 +66,7 @@ class AdaptConfig:
     perceptual: float = 1.0  # VGG-19 when cached, else 1 - SSIM (labelled)
     mouth_box: list[float] = dataclasses.field(default_factory=lambda: [0.6, 0.92, 0.3, 0.7])  # top, bottom, left, right
     max_missing_ratio: float = 0.5  # more frames without a face than this: the video cannot teach its face
+    trainable: str = "all"  # all | output (the last decoder level and the output head: texture and colour only)
     seed: int = 0
     cache_dir: str = ""  # "" = $XDG_CACHE_HOME/talkface/adapt (~/.cache/talkface/adapt)
 
@@ -62,6 +74,8 @@ class AdaptConfig:
         if self.steps < 0 or self.default_steps < 1:
             raise ValueError(f"dub.adapt.steps must be >= 0 and default_steps >= 1, got {self.steps}, "
                              f"{self.default_steps}")
+        if self.trainable not in TRAINABLE:
+            raise ValueError(f"dub.adapt.trainable must be one of {TRAINABLE}, got {self.trainable!r}")
         if len(self.mouth_box) != 4:
             raise ValueError(f"dub.adapt.mouth_box must be [top, bottom, left, right], got {self.mouth_box}")
 
@@ -154,6 +168,12 @@ def adapt_generator(g_l: nn.Module, g_s: nn.Module | None, video: str | Path, cf
         task = GeneratorTask(tcfg, audio_encoder, dict(g_l.audio), silent=copy.deepcopy(g_s) if g_s else None,
                              perceptual=perceptual, notes=notes, freeze_audio=True)
         task.generator.load_state_dict(g_l.state_dict())
+        params = trainable_parameters(task.generator, cfg.trainable)
+        for p in task.generator.parameters():
+            p.requires_grad_(False)
+        for p in params:
+            p.requires_grad_(True)
+        task.optimizers["gen"] = torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas))
         log(f"[adapt] {video.name}: {clip.meta['n_frames']} frames, {cfg.steps} steps "
             f"({notes.get('perceptual', 'VGG-19 perceptual')})")
         Loop(tcfg.loop, tmp / "ckpt", progress=progress).fit(task, train_set)
