@@ -227,3 +227,26 @@ def test_shipped_model_is_a_small_plain_state_dict():
     assert gen.cfg.face_size == 96 and gen.cfg.k == 5 and gen.cfg.compose
     out = gen(torch.rand(1, 5, 3, 96, 96), torch.rand(1, 5, 3, 96, 96), torch.rand(1, 5, 1, 80, 16) * 8 - 4)
     assert out.shape == (1, 5, 3, 96, 96) and 0 <= out.min() and out.max() <= 1
+
+
+def test_detection_runs_on_a_shrunk_frame_and_boxes_come_back_in_full_pixels():
+    from talkface.faces.detect import Detection
+
+    class Shrunk:
+        name = "shrunk"
+        seen = None
+
+        def detect(self, frames, start=0):
+            Shrunk.seen = frames.shape
+            return [Detection(np.array([10, 20, 110, 220], np.float32), 1.0), None][: len(frames)]
+
+    d = Dubber(_tiny(0), None, DubConfig(detector="haar", detect_max_side=1280), "cpu", progress=False)
+    d.detector = Shrunk()
+    info = MediaInfo(path="x", width=2560, height=1440, fps=25.0, duration=1.0, has_video=True, has_audio=True)
+    raw = d.detect_boxes(np.zeros((2, 1440, 2560, 3), np.uint8), 0, info)
+    assert Shrunk.seen == (2, 720, 1280, 3)
+    np.testing.assert_allclose(raw[0], [20, 40, 220, 440])
+    assert np.isnan(raw[1]).all()
+    small = MediaInfo(path="x", width=640, height=360, fps=25.0, duration=1.0, has_video=True, has_audio=True)
+    raw = d.detect_boxes(np.zeros((1, 360, 640, 3), np.uint8), 0, small)  # small frames: as they are
+    assert Shrunk.seen == (1, 360, 640, 3) and raw[0].tolist() == [10, 20, 110, 220]

@@ -73,6 +73,7 @@ class DubConfig:
     paste: PasteConfig = dataclasses.field(default_factory=PasteConfig)  # feathered ellipse, colour matched
     silence: SilenceConfig = dataclasses.field(default_factory=SilenceConfig)  # silent speech -> closed lips
     adapt: AdaptConfig = dataclasses.field(default_factory=AdaptConfig)  # per-video fine-tuning (`--adapt N`)
+    detect_max_side: int = 1280  # frames are shrunk to this longer side for face detection (0 = full size)
     max_chunk_mb: int = 96  # cap on the full-resolution frames held at once (decode chunks, G_L batches): 4K memory
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # bf16 autocast + channels-last on CUDA (ignored on CPU)
@@ -202,6 +203,20 @@ class Dubber:
         batch = max(1, min(self.cfg.batch_size, cap // (self.k * frame_bytes)))
         return int(chunk), int(batch)
 
+    def detect_boxes(self, frames: np.ndarray, start: int, info: MediaInfo) -> np.ndarray:
+        """Raw face boxes [n, 4] in full-frame pixels (NaN rows: no face). Frames larger than `detect_max_side` are
+        shrunk first: a face box needs no 4K pixels, and the landmarks on a full 4K frame cost time and memory."""
+        side = max(info.width, info.height)
+        scale = min(1.0, self.cfg.detect_max_side / side) if self.cfg.detect_max_side > 0 and side > 0 else 1.0
+        if scale < 1.0:
+            import cv2
+
+            size = (max(1, round(info.width * scale)), max(1, round(info.height * scale)))
+            frames = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+        dets = self.detector.detect(np.ascontiguousarray(frames), start=start)
+        raw = np.array([d.box if d is not None else [np.nan] * 4 for d in dets], np.float32).reshape(-1, 4)
+        return raw / scale if scale < 1.0 else raw
+
     def iter_dubbed(self, video: Path, info: MediaInfo, mel: np.ndarray, n_audio: int, stats: dict,
                     lips: LipSync | None = None,
                     silent: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
@@ -248,8 +263,7 @@ class Dubber:
             if raw is None:  # first pass: detect
                 n = len(frames)
                 if t_push < detect_until:
-                    dets = self.detector.detect(np.ascontiguousarray(frames), start=t_push)
-                    raw = np.array([d.box if d is not None else [np.nan] * 4 for d in dets], np.float32)
+                    raw = self.detect_boxes(frames, t_push, info)
                 else:
                     raw = np.full((n, 4), np.nan, np.float32)
             tracker.push(raw)
