@@ -74,7 +74,7 @@ class DubConfig:
     silence: SilenceConfig = dataclasses.field(default_factory=SilenceConfig)  # silent speech -> closed lips
     adapt: AdaptConfig = dataclasses.field(default_factory=AdaptConfig)  # per-video fine-tuning (`--adapt N`)
     detect_max_side: int = 1280  # frames are shrunk to this longer side for face detection (0 = full size)
-    max_chunk_mb: int = 96  # cap on the full-resolution frames held at once (decode chunks, G_L batches): 4K memory
+    max_chunk_mb: int = 32  # cap on the full-resolution frames held at once (decode chunks, G_L batches): 4K memory
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = True  # bf16 autocast + channels-last on CUDA (ignored on CPU)
     crf: int = 18  # x264 quality
