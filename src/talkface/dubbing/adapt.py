@@ -35,7 +35,7 @@ from ..data.windows import WindowDataset
 from ..losses import LossConfig, PerceptualLoss, StructuralLoss
 from ..model_inputs import WindowConfig
 from ..models.generator_io import load_generator, save_generator, uses_silent_reference
-from ..train.generator import GeneratorTask, GeneratorTrainConfig
+from ..train.generator import GeneratorTask, GeneratorTrainConfig, file_digest
 from ..train.loop import Loop, LoopConfig
 from ..weights import WeightsNotAvailable
 from . import DubError
@@ -86,14 +86,6 @@ def cache_root(cfg: AdaptConfig) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "talkface" / "adapt"
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def weights_digest(gen: nn.Module) -> str:
     h = hashlib.sha256()
     for name, t in sorted(gen.state_dict().items()):
@@ -110,7 +102,7 @@ def cache_key(video: Path, g_l: nn.Module, cfg: AdaptConfig, crop: CropConfig, w
                                                                                      "cache_mb")},
                 "window": dataclasses.asdict(window), "mel": dataclasses.asdict(mel)}
     h = hashlib.sha256()
-    for part in (file_sha256(video), weights_digest(g_l), json.dumps(settings, sort_keys=True, default=str)):
+    for part in (file_digest(video), weights_digest(g_l), json.dumps(settings, sort_keys=True, default=str)):
         h.update(part.encode())
     return h.hexdigest()[:24]
 
