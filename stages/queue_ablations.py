@@ -90,6 +90,7 @@ PAPER_SETUP: dict[str, dict[str, str]] = {
     "silent": {
         "silent.model.width": "16", "silent.model.max_width": "512",  # [ours] G_L's architecture [notes], Wav2Lip size
         "silent.model.compose": "false", "silent.model.upsample": "transposed",  # the papers' generator [P2 §3.3]
+        "silent.model.reference_blend": "false",  # the papers' output head (RGB only)
         "silent.loop.batch_size": "16",       # [ours, Wav2Lip's generator batch]
         "silent.lr": "1.0e-4",                # [ours, P2 §3.6's generator lr]
         "silent.gan_start_step": "0",         # no CPU-only delay
@@ -101,6 +102,7 @@ PAPER_SETUP: dict[str, dict[str, str]] = {
     "generator": {
         "generator.model.width": "16", "generator.model.max_width": "512",  # [ours] about Wav2Lip's 36M
         "generator.model.compose": "false", "generator.model.upsample": "transposed",  # the papers' [P2 §3.3]
+        "generator.model.reference_blend": "false",  # the papers' output head (RGB only)
         "generator.loop.batch_size": "16",    # [ours, Wav2Lip's batch_size]
         "generator.loop.lr_schedule": "constant",  # [ours, as Wav2Lip]
         "generator.lr": "1.0e-4",             # [P2 §3.6]

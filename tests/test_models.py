@@ -179,6 +179,67 @@ def test_composition_keeps_the_true_upper_face():
     assert torch.allclose(out[..., band, :], want, atol=1e-6)
 
 
+def test_reference_blend_is_alpha_over_the_identity_reference():
+    """output = alpha * RGB + (1 - alpha) * identity, with alpha and RGB the sigmoid of the head's 4 channels."""
+    torch.manual_seed(0)
+    s = 64
+    cfg = GeneratorConfig(face_size=s, width=4, max_width=32, reference_blend=True, blend_bias=-2.0, paint_ellipse=[])
+    gen = Generator(cfg, AudioEncoder(width=4), freeze_audio=False).eval()
+    assert gen.output[1].out_channels == 4 and gen.output[1].bias[3].item() == -2.0
+    pose, ident, mels = torch.rand(2, 5, 3, s, s), torch.rand(2, 5, 3, s, s), torch.randn(2, 5, 1, 80, 16)
+    head = {}
+    hook = gen.output.register_forward_hook(lambda m, i, o: head.update(logits=o))
+    with torch.no_grad():
+        out = gen(pose, ident, mels)
+    hook.remove()
+    h = torch.sigmoid(head["logits"]).reshape(2, 5, 4, s, s)
+    alpha = h[:, :, 3:]
+    assert torch.allclose(out, alpha * h[:, :, :3] + (1 - alpha) * ident, atol=1e-6)
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    # A very negative alpha bias returns the identity reference itself: the paste floor before any training.
+    with torch.no_grad():
+        gen.output[1].weight[3].zero_()
+        gen.output[1].bias[3].fill_(-30.0)
+        assert torch.allclose(gen(pose, ident, mels), ident, atol=1e-6)
+
+
+def test_paint_region_is_always_generated():
+    """Inside paint_ellipse the output is the generated RGB alone (alpha 1), outside it the reference shows through."""
+    torch.manual_seed(0)
+    s = 64
+    cfg = GeneratorConfig(face_size=s, width=4, max_width=32, reference_blend=True, blend_bias=-30.0,
+                          paint_ellipse=[0.5, 0.75, 0.25, 0.15], paint_feather=0.5)
+    gen = Generator(cfg, AudioEncoder(width=4), freeze_audio=False).eval()
+    head = {}
+    gen.output.register_forward_hook(lambda m, i, o: head.update(logits=o))
+    with torch.no_grad():
+        gen.output[1].weight[3].zero_()  # learned alpha ~ 0 everywhere: only the paint region is generated
+        pose, ident, mels = torch.rand(1, 5, 3, s, s), torch.rand(1, 5, 3, s, s), torch.randn(1, 5, 1, 80, 16)
+        out = gen(pose, ident, mels)
+    rgb = torch.sigmoid(head["logits"][:, :3]).reshape(1, 5, 3, s, s)
+    cy, cx = int(0.75 * s), s // 2
+    assert gen.paint[cy, cx] == 1.0 and gen.paint[5, 5] == 0.0
+    assert torch.allclose(out[..., cy, cx], rgb[..., cy, cx], atol=1e-6)  # inside: the generated RGB alone
+    assert torch.equal(out[..., 5, 5], ident[..., 5, 5])  # outside: the reference, exactly
+    with pytest.raises(ValueError, match="paint_ellipse"):
+        Generator(GeneratorConfig(face_size=s, width=4, max_width=32, reference_blend=True, paint_ellipse=[0.5]),
+                  AudioEncoder(width=4))
+
+
+def test_checkpoint_without_reference_blend_loads_as_plain(tmp_path):
+    from talkface.models.generator_io import joint_audio_spec, load_generator, save_generator
+
+    gen = Generator(GeneratorConfig(face_size=64, width=4, max_width=32), AudioEncoder(width=4, out_dim=512),
+                    freeze_audio=False)
+    path = tmp_path / "old.pt"
+    save_generator(gen, path, joint_audio_spec(4))
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["config"]["reference_blend"], ckpt["config"]["blend_bias"]  # as written before the option existed
+    torch.save(ckpt, path)
+    loaded = load_generator(path)
+    assert not loaded.cfg.reference_blend and loaded.output[1].out_channels == 3
+
+
 def test_generator_uses_audio_and_both_references():
     torch.manual_seed(0)
     # Train mode: batch statistics keep the signal alive through the untrained stack (eval-mode BN at init does not).

@@ -10,19 +10,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..models.generator import ellipse_mask  # the one ellipse formula (also the generator's paint region)
 
-def ellipse_mask(height: int, width: int, ellipse: tuple[float, float, float, float], feather: float) -> np.ndarray:
-    """float32 [height, width]: 1 inside the ellipse (cx, cy, rx, ry as fractions of width / height), falling to 0 at
-    its rim by a smoothstep over the outer `feather` share of the radius. A face crop's lower face is close to an
-    ellipse, so the pasted region follows the jaw instead of showing a box edge on the cheeks."""
-    cx, cy, rx, ry = ellipse
-    if rx <= 0 or ry <= 0 or not 0 < feather <= 1:
-        raise ValueError(f"ellipse radii must be > 0 and feather in (0, 1], got {ellipse}, {feather}")
-    y = ((np.arange(height, dtype=np.float32) + 0.5) / height - cy) / ry
-    x = ((np.arange(width, dtype=np.float32) + 0.5) / width - cx) / rx
-    r = np.sqrt(y[:, None] ** 2 + x[None, :] ** 2)  # 1 on the rim
-    t = np.clip((1.0 - r) / feather, 0.0, 1.0)
-    return (t * t * (3 - 2 * t)).astype(np.float32)
+__all__ = ["colour_offset", "ellipse_mask", "paste_face", "restore_detail"]
 
 
 def colour_offset(generated: np.ndarray, original: np.ndarray, mask: np.ndarray) -> np.ndarray:

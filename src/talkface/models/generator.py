@@ -16,14 +16,21 @@ Frames are folded into the batch (B*k), as in Wav2Lip. Layout:
   (batch statistics of B*k = 20 images do not hold); `compose: true` returns the pose input's upper half (the true
   upper face, which the pose input carries) above the mouth, the generated pixels below, blended over a soft seam of
   `seam` x S rows ending at the half line, so the model's capacity goes to the lower face.
+- [ours] `reference_blend: true`: the output head gives RGB and a per-pixel alpha, and the generated image is
+  alpha x RGB + (1 - alpha) x identity reference. The alpha's bias starts at `blend_bias` (sigmoid(-2) = 0.12), so an
+  untrained G returns nearly the reference (with `compose`, the paste floor) and learns where to paint. Inside
+  `paint_ellipse` (the mouth, feathered) alpha is forced to 1: the mouth is always generated, never copied from the
+  reference (whose lips would leak). Skin, beard and colour come from the reference's own pixels, also on faces the
+  model never saw.
 The audio encoder is passed in: a sync expert's `audio_encoder` (frozen, P1 setups B/D/E/G) or a fresh trainable
 `AudioEncoder` (setup A). Channel widths: `width` at full resolution, doubling per level up to `max_width`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -42,6 +49,12 @@ class GeneratorConfig:
     norm: str = "batch"  # batch (the papers') | group (GroupNorm, for small batches)
     compose: bool = False  # output = pose input's upper half + generated lower half over a soft seam [ours]
     seam: float = 0.0625  # blend ramp of the composition, as a share of S, ending at the half line
+    reference_blend: bool = False  # output = alpha * generated + (1 - alpha) * identity reference [ours]
+    blend_bias: float = -2.0  # initial bias of the alpha logit (sigmoid(-2) = 0.12: starts near the reference)
+    # reference_blend: alpha = 1 inside this ellipse (cx, cy, rx, ry, fractions of S; [] = nowhere), feathered over
+    # the outer `paint_feather` share of its radius
+    paint_ellipse: list[float] = field(default_factory=lambda: [0.5, 0.76, 0.28, 0.2])
+    paint_feather: float = 0.3
 
 
 NORMS = ("batch", "group")
@@ -83,6 +96,21 @@ def seam_mask(face_size: int, seam: float) -> torch.Tensor:
     rows = torch.arange(face_size, dtype=torch.float32) + 0.5
     t = ((rows - (half - ramp)) / ramp).clamp(0.0, 1.0)
     return (t * t * (3 - 2 * t)).reshape(face_size, 1)
+
+
+def ellipse_mask(height: int, width: int, ellipse: tuple[float, float, float, float] | list[float],
+                 feather: float) -> np.ndarray:
+    """float32 [height, width]: 1 inside the ellipse (cx, cy, rx, ry as fractions of width / height), falling to 0 at
+    its rim by a smoothstep over the outer `feather` share of the radius. Used for the generator's paint region and
+    for dubbing's paste-back (a face crop's lower face is close to an ellipse, so it follows the jaw)."""
+    cx, cy, rx, ry = ellipse
+    if rx <= 0 or ry <= 0 or not 0 < feather <= 1:
+        raise ValueError(f"ellipse radii must be > 0 and feather in (0, 1], got {list(ellipse)}, {feather}")
+    y = ((np.arange(height, dtype=np.float32) + 0.5) / height - cy) / ry
+    x = ((np.arange(width, dtype=np.float32) + 0.5) / width - cx) / rx
+    r = np.sqrt(y[:, None] ** 2 + x[None, :] ** 2)  # 1 on the rim
+    t = np.clip((1.0 - r) / feather, 0.0, 1.0)
+    return (t * t * (3 - 2 * t)).astype(np.float32)
 
 
 def level_sizes(face_size: int) -> list[int]:
@@ -155,9 +183,18 @@ class Generator(nn.Module):
                                          conv_relu_bn(cout, cout, 3, norm=norm)))
             cin = cout * skip_factor
         self.decoder = nn.ModuleList(decoder)
-        self.output = nn.Sequential(conv_relu_bn(cin, channels[0], 3, norm=norm), nn.Conv2d(channels[0], 3, 1),
-                                    nn.Sigmoid())
+        # RGB (+ alpha with reference_blend); the sigmoid is applied in forward. Same parameter names either way.
+        self.output = nn.Sequential(conv_relu_bn(cin, channels[0], 3, norm=norm),
+                                    nn.Conv2d(channels[0], 4 if cfg.reference_blend else 3, 1))
+        if cfg.reference_blend:
+            with torch.no_grad():
+                self.output[1].bias[3].fill_(cfg.blend_bias)
         self.register_buffer("seam", seam_mask(cfg.face_size, cfg.seam), persistent=False)
+        if cfg.paint_ellipse and len(cfg.paint_ellipse) != 4:
+            raise ValueError(f"generator paint_ellipse must be [cx, cy, rx, ry] or [], got {cfg.paint_ellipse}")
+        paint = (ellipse_mask(cfg.face_size, cfg.face_size, cfg.paint_ellipse, cfg.paint_feather)
+                 if cfg.paint_ellipse else np.zeros((cfg.face_size, cfg.face_size), np.float32))
+        self.register_buffer("paint", torch.from_numpy(paint), persistent=False)  # [S, S]
 
     def train(self, mode: bool = True) -> "Generator":
         super().train(mode)
@@ -195,7 +232,12 @@ class Generator(nn.Module):
         for block, id_f, pose_f in zip(self.decoder, reversed(id_feats), reversed(pose_feats)):
             x = block(x)
             x = torch.cat([x, id_f, pose_f], dim=1) if self.cfg.skip == "concat" else x + id_f + pose_f
-        out = self.output(x).reshape(b, k, 3, s, s)
+        head = torch.sigmoid(self.output(x))
+        if self.cfg.reference_blend:  # [N,4,S,S]: RGB and alpha
+            alpha = 1 - (1 - head[:, 3:]) * (1 - self.paint.to(head.dtype))  # 1 inside the paint region
+            out = (alpha * head[:, :3] + (1 - alpha) * identity.reshape(n, 3, s, s)).reshape(b, k, 3, s, s)
+        else:
+            out = head.reshape(b, k, 3, s, s)
         if self.cfg.compose:
             m = self.seam.to(out.dtype)  # [S, 1]: broadcasts over width
             out = m * out + (1 - m) * pose
