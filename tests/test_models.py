@@ -226,6 +226,29 @@ def test_paint_region_is_always_generated():
                   AudioEncoder(width=4))
 
 
+def test_residual_blend_changes_the_reference():
+    """blend_mode residual: reference + alpha * tanh(change); untrained it is the reference, clamped outside training."""
+    torch.manual_seed(0)
+    s = 64
+    cfg = GeneratorConfig(face_size=s, width=4, max_width=32, reference_blend=True, blend_mode="residual",
+                          paint_ellipse=[0.5, 0.75, 0.25, 0.15], paint_feather=0.5)
+    gen = Generator(cfg, AudioEncoder(width=4), freeze_audio=False)
+    pose, ident, mels = torch.rand(1, 5, 3, s, s), torch.rand(1, 5, 3, s, s), torch.randn(1, 5, 1, 80, 16)
+    with torch.no_grad():
+        assert torch.equal(gen.eval()(pose, ident, mels), ident)  # zero change at the start, paint region included
+        gen.output[1].bias[:3].fill_(3.0)  # tanh(3) = 0.995: a large brightening change
+        head = {}
+        gen.output.register_forward_hook(lambda m, i, o: head.update(logits=o))
+        train_out = gen.train()(pose, ident, mels)
+        alpha = 1 - (1 - torch.sigmoid(head["logits"][:, 3:])) * (1 - gen.paint)
+        want = ident + (alpha * torch.tanh(head["logits"][:, :3])).reshape(1, 5, 3, s, s)
+        assert torch.allclose(train_out, want, atol=1e-6) and train_out.max() > 1.0  # unclamped while training
+        eval_out = gen.eval()(pose, ident, mels)
+        assert eval_out.max() <= 1.0 and eval_out.min() >= 0.0
+    with pytest.raises(ValueError, match="blend_mode"):
+        Generator(GeneratorConfig(face_size=s, width=4, max_width=32, blend_mode="add"), AudioEncoder(width=4))
+
+
 def test_checkpoint_without_reference_blend_loads_as_plain(tmp_path):
     from talkface.models.generator_io import joint_audio_spec, load_generator, save_generator
 

@@ -21,7 +21,10 @@ Frames are folded into the batch (B*k), as in Wav2Lip. Layout:
   untrained G returns nearly the reference (with `compose`, the paste floor) and learns where to paint. Inside
   `paint_ellipse` (the mouth, feathered) alpha is forced to 1: the mouth is always generated, never copied from the
   reference (whose lips would leak). Skin, beard and colour come from the reference's own pixels, also on faces the
-  model never saw.
+  model never saw. `blend_mode: residual` paints changes instead of colours: the image is reference + alpha x
+  tanh(head), so inside the paint region the mouth is the reference's own lips and skin, changed (opened, closed) by the
+  model; a generator trained on one face then does not paint that face's colours onto another (clamped to [0, 1]
+  outside training, where an unclamped output keeps the gradient at the bounds).
 The audio encoder is passed in: a sync expert's `audio_encoder` (frozen, P1 setups B/D/E/G) or a fresh trainable
 `AudioEncoder` (setup A). Channel widths: `width` at full resolution, doubling per level up to `max_width`.
 """
@@ -55,10 +58,12 @@ class GeneratorConfig:
     # the outer `paint_feather` share of its radius
     paint_ellipse: list[float] = field(default_factory=lambda: [0.5, 0.76, 0.28, 0.2])
     paint_feather: float = 0.3
+    blend_mode: str = "replace"  # reference_blend: replace (alpha x RGB) | residual (reference + alpha x change)
 
 
 NORMS = ("batch", "group")
 UPSAMPLES = ("transposed", "resize")
+BLEND_MODES = ("replace", "residual")
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
@@ -189,7 +194,12 @@ class Generator(nn.Module):
         if cfg.reference_blend:
             with torch.no_grad():
                 self.output[1].bias[3].fill_(cfg.blend_bias)
+                if cfg.blend_mode == "residual":  # no change at the start: an untrained G returns the reference
+                    self.output[1].weight[:3].zero_()
+                    self.output[1].bias[:3].zero_()
         self.register_buffer("seam", seam_mask(cfg.face_size, cfg.seam), persistent=False)
+        if cfg.blend_mode not in BLEND_MODES:
+            raise ValueError(f"generator blend_mode must be one of {BLEND_MODES}, got {cfg.blend_mode!r}")
         if cfg.paint_ellipse and len(cfg.paint_ellipse) != 4:
             raise ValueError(f"generator paint_ellipse must be [cx, cy, rx, ry] or [], got {cfg.paint_ellipse}")
         paint = (ellipse_mask(cfg.face_size, cfg.face_size, cfg.paint_ellipse, cfg.paint_feather)
@@ -232,12 +242,19 @@ class Generator(nn.Module):
         for block, id_f, pose_f in zip(self.decoder, reversed(id_feats), reversed(pose_feats)):
             x = block(x)
             x = torch.cat([x, id_f, pose_f], dim=1) if self.cfg.skip == "concat" else x + id_f + pose_f
-        head = torch.sigmoid(self.output(x))
-        if self.cfg.reference_blend:  # [N,4,S,S]: RGB and alpha
-            alpha = 1 - (1 - head[:, 3:]) * (1 - self.paint.to(head.dtype))  # 1 inside the paint region
-            out = (alpha * head[:, :3] + (1 - alpha) * identity.reshape(n, 3, s, s)).reshape(b, k, 3, s, s)
+        head = self.output(x)
+        if self.cfg.reference_blend:  # [N,4,S,S]: RGB (or change) and alpha
+            alpha = 1 - (1 - torch.sigmoid(head[:, 3:])) * (1 - self.paint.to(head.dtype))  # 1 in the paint region
+            ref = identity.reshape(n, 3, s, s)
+            if self.cfg.blend_mode == "residual":
+                out = ref + alpha * torch.tanh(head[:, :3])
+                if not self.training:
+                    out = out.clamp(0.0, 1.0)
+            else:
+                out = alpha * torch.sigmoid(head[:, :3]) + (1 - alpha) * ref
+            out = out.reshape(b, k, 3, s, s)
         else:
-            out = head.reshape(b, k, 3, s, s)
+            out = torch.sigmoid(head).reshape(b, k, 3, s, s)
         if self.cfg.compose:
             m = self.seam.to(out.dtype)  # [S, 1]: broadcasts over width
             out = m * out + (1 - m) * pose
