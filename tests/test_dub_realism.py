@@ -225,6 +225,7 @@ def test_shipped_model_is_a_small_plain_state_dict():
     assert ckpt["arch"] == "generator" and not ckpt.get("use_silent_reference", False)
     gen = load_generator(path)
     assert gen.cfg.face_size == 96 and gen.cfg.k == 5 and gen.cfg.compose
+    assert gen.cfg.reference_blend and gen.cfg.blend_mode == "residual"  # docs/model_card.md
     out = gen(torch.rand(1, 5, 3, 96, 96), torch.rand(1, 5, 3, 96, 96), torch.rand(1, 5, 1, 80, 16) * 8 - 4)
     assert out.shape == (1, 5, 3, 96, 96) and 0 <= out.min() and out.max() <= 1
 
