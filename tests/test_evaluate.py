@@ -201,3 +201,23 @@ def test_evaluate_with_fid_avs_and_landmarks(store):
                         cfg.batch_size, torch.device("cpu"), cfg.window)
     diff = np.abs(out["generated"].astype(np.float64).mean(axis=(1, 2, 3)) - gt.mean(axis=(1, 2, 3)))
     assert model["LMD"] == pytest.approx(float(np.mean(math.sqrt(2) * diff * 2)), rel=1e-4)
+
+
+def test_image_metrics_lower_half_sees_only_the_lower_half():
+    """A change above the half line lowers the whole-face scores and leaves the lower half's perfect; a change below
+    it is scored by both, the lower half's PSNR 10*log10(2) = 3.01 dB under the whole face's."""
+    from talkface.evaluation.score import LOWER_HALF_KEYS, image_metrics
+
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    upper = gt.copy()
+    upper[:, :16] = 255 - upper[:, :16]
+    out, _, _ = image_metrics(upper, gt, psnr_max_db=100.0, ifc_norm="rms")
+    assert out[LOWER_HALF_KEYS[1]] == 100.0 and out[LOWER_HALF_KEYS[0]] == pytest.approx(1.0)
+    assert out["PSNR"] < 20 and out["SSIM"] < 0.9
+    lower = gt.copy()
+    lower[:, 16:] = 255 - lower[:, 16:]
+    out, _, _ = image_metrics(lower, gt, psnr_max_db=100.0, ifc_norm="rms")
+    # same squared error on half the pixels: the whole-face MSE is half the lower half's
+    assert out["PSNR"] - out[LOWER_HALF_KEYS[1]] == pytest.approx(10 * math.log10(2), abs=1e-6)
+    assert out[LOWER_HALF_KEYS[0]] < 0.5

@@ -1,6 +1,7 @@
 """Scoring for the evaluate stage: every metric of one clip's groups (model, ceiling, floor).
 
-- SSIM, PSNR (psnr capped so identical frames give a finite number), IFC: one value per clip;
+- SSIM, PSNR (psnr capped so identical frames give a finite number), IFC: one value per clip; SSIM and PSNR also of
+  the lower half alone (rows S/2..S: the mouth and chin, where the floor and the model differ) [ours];
 - LMD: mouth landmarks of the generated frames and of the ground truth from the same detector (or the clip store's
   landmarks as ground truth), distances measured at `lmd_eval_size` px;
 - LSE-C/LSE-D: syncnet_v2 (official weights) under "LSE-C"/"LSE-D"; the same algorithm with the project's own SyncNet
@@ -34,8 +35,9 @@ LSE_EXPERT_KEYS = ("LSE-C (talkface-syncnet)", "LSE-D (talkface-syncnet)")
 AVS_KEYS = ("AVSu", "AVSm", "AVSv")
 # MouthCorr [ours]: per-clip Pearson r of the mouth opening (inner-lip gap / inter-ocular distance, metrics.mouth) of
 # a group's frames with the ground truth's, from the same landmark detector as LMD
-PER_CLIP_KEYS = ("SSIM", "PSNR", "IFC", "LMD", "MouthCorr", *LSE_OFFICIAL_KEYS, *LSE_EXPERT_KEYS, *AVS_KEYS)
-METRIC_KEYS = ("SSIM", "PSNR", "FID", "IFC", "LMD", "MouthCorr", *LSE_OFFICIAL_KEYS, *LSE_EXPERT_KEYS, *AVS_KEYS)
+LOWER_HALF_KEYS = ("SSIM (lower half)", "PSNR (lower half)")
+PER_CLIP_KEYS = ("SSIM", "PSNR", *LOWER_HALF_KEYS, "IFC", "LMD", "MouthCorr", *LSE_OFFICIAL_KEYS, *LSE_EXPERT_KEYS, *AVS_KEYS)
+METRIC_KEYS = ("SSIM", "PSNR", *LOWER_HALF_KEYS, "FID", "IFC", "LMD", "MouthCorr", *LSE_OFFICIAL_KEYS, *LSE_EXPERT_KEYS, *AVS_KEYS)
 
 
 @dataclasses.dataclass
@@ -104,14 +106,19 @@ def build_scorers(s: ScorerSettings, device: torch.device, window: WindowConfig,
 
 def image_metrics(gen: np.ndarray, gt: np.ndarray, psnr_max_db: float, ifc_norm: str,
                   chunk: int = 64) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """SSIM, PSNR (means over frames) and IFC of one clip, plus the per-frame SSIM and PSNR [T]."""
-    s, p = [], []
+    """SSIM, PSNR (means over frames), the same of the lower half (rows H//2..H) and IFC of one clip, plus the
+    per-frame SSIM and PSNR [T] of the whole face."""
+    s, p, s_low, p_low = [], [], [], []
+    half = gen.shape[1] // 2
     for i in range(0, len(gen), chunk):
         a, b = frames_to_batch(gen[i:i + chunk]), frames_to_batch(gt[i:i + chunk])
         s.append(ssim(a, b))
         p.append(psnr(a, b, max_db=psnr_max_db))
+        s_low.append(ssim(a[..., half:, :], b[..., half:, :]))
+        p_low.append(psnr(a[..., half:, :], b[..., half:, :], max_db=psnr_max_db))
     s_all, p_all = torch.cat(s).numpy(), torch.cat(p).numpy()
-    out = {"SSIM": float(s_all.mean()), "PSNR": float(p_all.mean())}
+    out = {"SSIM": float(s_all.mean()), "PSNR": float(p_all.mean()),
+           LOWER_HALF_KEYS[0]: float(torch.cat(s_low).mean()), LOWER_HALF_KEYS[1]: float(torch.cat(p_low).mean())}
     out["IFC"] = ifc(frames_to_batch(gen), frames_to_batch(gt), ifc_norm) if len(gen) >= 2 else math.nan
     return out, s_all, p_all
 

@@ -14,7 +14,8 @@ from typing import Any
 from .paper_numbers import COLUMNS, HIGHER_IS_BETTER, P1_ABLATION_ROWS, P2_ABLATION_ROWS, REFERENCE_ROWS
 
 EXPERT_COLUMNS = ("LSE-C (talkface-syncnet)", "LSE-D (talkface-syncnet)")
-OURS_COLUMNS = ("MouthCorr",)  # not in the papers: mouth-opening correlation with the ground truth (metrics.mouth)
+# not in the papers: SSIM / PSNR of the lower half alone, mouth-opening correlation with the ground truth (metrics.mouth)
+OURS_COLUMNS = ("SSIM (lower half)", "PSNR (lower half)", "MouthCorr")
 ALL_COLUMNS = (*COLUMNS, *EXPERT_COLUMNS, *OURS_COLUMNS)
 HIGHER_IS_BETTER = {**HIGHER_IS_BETTER, "MouthCorr": True}
 DECIMALS = {"SSIM": 3, "PSNR": 2, "FID": 2, "IFC": 3, "LMD": 3, "LSE-C": 3, "LSE-D": 3, "AVSu": 3, "AVSm": 3,
