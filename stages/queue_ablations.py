@@ -167,13 +167,16 @@ def commands(names: list[str], avhubert: str | None) -> tuple[list[list[str]], l
 EXPERIMENTS_JSON = "metrics/experiments.json"  # report.experiments_json of the default pipeline
 
 
-def export(path: str = EXPERIMENTS_JSON, run=subprocess.run) -> int:
+def export(path: str = EXPERIMENTS_JSON, run=subprocess.run, revs: list[str] | None = None) -> int:
     """Write `dvc exp show --json` (every experiment with its params and metrics) to `path`, the file the report's
-    ablation table reads; returns the number of experiments. Not inside `dvc repro` (the repository lock is held)."""
+    ablation table reads; returns the number of experiments. `revs`: the baseline commits whose experiments to show
+    (`--rev`; default HEAD's), for experiments run before a docs-only commit. Not inside `dvc repro` (the repository
+    lock is held)."""
     import json
     from pathlib import Path
 
-    out = run(["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True).stdout
+    cmd = ["dvc", "exp", "show", "--json", *[a for r in (revs or []) for a in ("--rev", r)]]
+    out = run(cmd, check=True, capture_output=True, text=True).stdout
     data = json.loads(out)  # fails loudly on anything but JSON
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(data, indent=1) + "\n")
@@ -192,9 +195,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lrs2", default="", help="with --paper: train on this LRS2 root with FAN crops")
     ap.add_argument("--export", action="store_true",
                     help=f"only write {EXPERIMENTS_JSON} from `dvc exp show --json` (the report's ablation table)")
+    ap.add_argument("--rev", action="append", default=[],
+                    help="with --export: experiments of this baseline commit (repeatable; default HEAD)")
     args = ap.parse_args(argv)
     if args.export:
-        n = export()
+        n = export(revs=args.rev)
         print(f"[ablations] {EXPERIMENTS_JSON}: {n} experiment(s); `dvc repro report` puts them in the report")
         return
     if args.paper:

@@ -445,6 +445,8 @@ def test_experiments_file_is_written_from_dvc_exp_show(tmp_path):
     out = tmp_path / "metrics" / "experiments.json"
     assert qa.export(str(out), run=fake_run) == 2
     assert calls == [["dvc", "exp", "show", "--json"]] and json.loads(out.read_text()) == shown
+    qa.export(str(out), run=fake_run, revs=["abc", "def"])
+    assert calls[-1] == ["dvc", "exp", "show", "--json", "--rev", "abc", "--rev", "def"]
 
 
 def test_avhubert_whole_clip_context_pads_and_masks(tmp_path):
