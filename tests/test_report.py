@@ -134,6 +134,12 @@ def test_experiments_from_dvc_json_and_formatting():
     assert rows[1]["metrics"] is None and rows[1]["error"] == "no eval.json"
     assert tables.varying_params(rows) == ["train.lr"]
     assert tables.experiments_from_dvc_json({"unexpected": 1}) == [] and tables.experiments_from_dvc_json(None) == []
+    # a second pipeline's params file with the same keys does not overwrite the root's (it is prefixed)
+    two = [{"rev": "x", "name": "two", "data": {"params": {
+        "params.yaml": {"data": {"train": {"lr": 0.5}}},
+        "experiments/grid/params.yaml": {"data": {"train": {"lr": 0.01}}}}}}]
+    assert tables.experiments_from_dvc_json(two)[0]["params"] == {"train.lr": 0.5,
+                                                                  "experiments/grid/params.yaml:train.lr": 0.01}
     notes = []
     assert tables.format_value("PSNR", 31.2734) == "31.27"
     assert tables.format_value("FID", "FID not available: x", notes) == "n/a" and notes == ["FID not available: x"]

@@ -108,9 +108,14 @@ def experiments_from_dvc_json(data: Any, metrics_file: str = "metrics/eval.json"
         data = entry.get("data")
         if isinstance(data, dict):
             params = {}
-            for file_params in (data.get("params") or {}).values():
+            for file_name, file_params in (data.get("params") or {}).items():
                 if isinstance(file_params, dict):
-                    params.update(_flatten(file_params.get("data") or {}))
+                    flat = _flatten(file_params.get("data") or {})
+                    # another pipeline's params file (experiments/grid/params.yaml has the same keys) must not
+                    # overwrite the root's: its keys are prefixed with the file name
+                    if file_name != "params.yaml":
+                        flat = {f"{file_name}:{k}": v for k, v in flat.items()}
+                    params.update(flat)
             metrics, error = None, None
             m = (data.get("metrics") or {}).get(metrics_file)
             if isinstance(m, dict) and isinstance(m.get("data"), dict):
