@@ -244,6 +244,44 @@ def test_landmark_box_raises_the_top_by_a_share_of_the_height():
     assert det_mod.landmark_box(lm, 0.25).tolist() == [10, 10, 50, 60]
 
 
+def test_rigid_box_does_not_move_when_the_jaw_opens():
+    """Brows, nose and eyes place the rigid box: dropping the jaw and lips (points 0-16 below the nose, 48-67) leaves it
+    where it was, while the bounds box grows by the drop. Known answer for a square of rigid points."""
+    rng = np.random.default_rng(0)
+    lm = rng.uniform(40, 60, (68, 2)).astype(np.float32)
+    lm[17:48] = [[40, 40], [60, 40], [60, 60], [40, 60]] * 7 + [[40, 40], [60, 40], [60, 60]]  # not all on the square
+    lm[8] = [50, 90]  # chin
+    opened = lm.copy()
+    opened[[5, 6, 7, 8, 9, 10, 11]] += [0, 12]
+    opened[48:68] += [0, 6]
+    cfg = det_mod.DlibConfig(box="rigid", rigid_box=[-1.0, -1.0, 1.0, 2.0])
+    closed_box, open_box = det_mod.face_box(lm, cfg), det_mod.face_box(opened, cfg)
+    assert closed_box.tolist() == open_box.tolist()
+    c = lm[17:48].mean(axis=0)
+    r = np.sqrt(((lm[17:48] - c) ** 2).sum(axis=1).mean())
+    np.testing.assert_allclose(closed_box, [c[0] - r, c[1] - r, c[0] + r, c[1] + 2 * r], rtol=1e-5)
+    bounds = det_mod.DlibConfig(box="bounds", box_top=0.0)
+    assert det_mod.face_box(opened, bounds)[3] - det_mod.face_box(lm, bounds)[3] == pytest.approx(12)
+
+
+def test_dlib_rigid_box_does_not_follow_the_mouth_on_grid():
+    """GRID s1 speech (2 s): the bounds box's height follows dlib's mouth opening (r 0.8); the rigid box's does not."""
+    from conftest import ROOT
+
+    from talkface.metrics.mouth import mouth_opening
+
+    video = ROOT.parent / "shared" / "grid" / "s1" / "video" / "bbaf5a.mp4"
+    if not video.is_file():
+        pytest.skip("../shared/grid not present")
+    pytest.importorskip("dlib")
+    dets = [d for d in make_detector("dlib", DetectorConfig()).detect(read_frames(video, duration=2.0)) if d]
+    opening = mouth_opening(np.stack([d.landmarks for d in dets]))
+    rigid = np.array([d.box[3] - d.box[1] for d in dets])
+    bounds = np.array([np.subtract(*det_mod.landmark_box(d.landmarks, 0.25)[[3, 1]]) for d in dets])
+    r_rigid, r_bounds = np.corrcoef(rigid, opening)[0, 1], np.corrcoef(bounds, opening)[0, 1]
+    assert r_bounds > 0.6 and abs(r_rigid) < 0.5, (r_rigid, r_bounds)
+
+
 def test_dlib_crop_landmarker_follows_the_mouth(real_face_clip):
     """On crops, dlib fits inside the reference landmarks' box: a crop gives its full-frame landmarks back closely."""
     from talkface.faces.crop import crop_frames

@@ -68,7 +68,11 @@ class DlibConfig:
     detect_every: int = 5  # full detection on every n-th frame; in between the face is tracked from its landmarks
     max_side: int = 320  # detection on frames shrunk to this longer side (landmarks on full size); 0 = no shrink
     upsample: int = 1  # detector pyramid upsampling: HOG finds faces from ~80 px, ~40 px with 1
-    box_top: float = 0.25  # the face box is the landmarks' bounds raised by this share of their height (forehead)
+    box: str = "rigid"  # rigid (from brows, eyes and nose: does not move with the jaw) | bounds (all 68 landmarks)
+    rigid_box: list[float] = dataclasses.field(default_factory=lambda: [-1.81, -1.79, 1.81, 3.11])
+    #                    rigid: left, top, right, bottom of the box in units of the rigid points' RMS radius from their
+    #                    centroid (the median bounds box, measured on GRID s1 and the real samples)
+    box_top: float = 0.25  # bounds: the landmarks' bounds raised by this share of their height (forehead)
     landmark_model: str = ""  # "" = face_recognition_models' shape_predictor_68_face_landmarks.dat
 
 
@@ -269,6 +273,28 @@ def check_dlib_available(cfg: DlibConfig | None = None) -> None:
         raise FaceDetectorUnavailable("dlib not available: model file missing: " + ", ".join(missing))
 
 
+RIGID_POINTS = slice(17, 48)  # brows, nose, eyes: they do not move when the mouth opens
+
+
+def rigid_landmark_box(landmarks: np.ndarray, rigid_box: list[float]) -> np.ndarray:
+    """float32 [4] face box placed and sized by the brows, nose and eyes only (`RIGID_POINTS`): centroid c and RMS
+    radius r of those points, box = c + r x rigid_box. The bounds box follows the chin, so its size tracks the mouth
+    opening (r 0.4-0.8 with dlib's inner-lip opening on GRID s1); a crop from it would tell the generator the mouth
+    opening through the scale of the upper face it is given, and a dub would copy the original mouth."""
+    pts = landmarks[RIGID_POINTS].astype(np.float64)
+    c = pts.mean(axis=0)
+    r = float(np.sqrt(((pts - c) ** 2).sum(axis=1).mean()))
+    left, top, right, bottom = rigid_box
+    return np.array([c[0] + left * r, c[1] + top * r, c[0] + right * r, c[1] + bottom * r], np.float32)
+
+
+def face_box(landmarks: np.ndarray, cfg: DlibConfig) -> np.ndarray:
+    """float32 [4] face box of 68 landmarks under `cfg.box` (rigid | bounds)."""
+    if cfg.box == "rigid":
+        return rigid_landmark_box(landmarks, cfg.rigid_box)
+    return landmark_box(landmarks, cfg.box_top)
+
+
 def landmark_box(landmarks: np.ndarray, box_top: float) -> np.ndarray:
     """float32 [4] face box of 68 landmarks: their bounds, the top raised by box_top x their height (forehead), so the
     box covers about what S3FD's does (the detectors' own boxes differ: dlib's HOG box stops at the brows)."""
@@ -289,6 +315,10 @@ class DlibDetector:
         self.cfg = cfg or DlibConfig()
         if self.cfg.detector not in ("hog", "mmod"):
             raise ValueError(f"dlib detector must be 'hog' or 'mmod', got {self.cfg.detector!r}")
+        if self.cfg.box not in ("rigid", "bounds"):
+            raise ValueError(f"dlib box must be 'rigid' or 'bounds', got {self.cfg.box!r}")
+        if len(self.cfg.rigid_box) != 4:
+            raise ValueError(f"dlib rigid_box must be [left, top, right, bottom], got {self.cfg.rigid_box}")
         if self.cfg.detect_every < 1:
             raise ValueError(f"dlib detect_every must be >= 1, got {self.cfg.detect_every}")
         check_dlib_available(self.cfg)
@@ -342,7 +372,7 @@ class DlibDetector:
             lm = self._landmarks(frame, search)
             self._tracked = lm
             self._since_detect += 1
-            out.append(Detection(landmark_box(lm, self.cfg.box_top), 1.0, lm))
+            out.append(Detection(face_box(lm, self.cfg), 1.0, lm))
         return out
 
 
