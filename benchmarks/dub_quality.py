@@ -154,6 +154,7 @@ def main() -> None:
     ap.add_argument("--adapt-trainable", default=None, help="dub.adapt.trainable: all | output")
     ap.add_argument("--no-silence", action="store_true")
     ap.add_argument("--detail", type=float, default=None, help="dub.paste.detail_tolerance (default: DubConfig's)")
+    ap.add_argument("--sharpen", type=float, default=None, help="dub.paste.sharpen (default: DubConfig's)")
     ap.add_argument("--out", type=Path, default=None, help="JSON of every pair and the means")
     args = ap.parse_args()
 
@@ -166,6 +167,8 @@ def main() -> None:
     cfg.silence.enabled = not args.no_silence
     if args.detail is not None:
         cfg.paste.detail_tolerance = args.detail
+    if args.sharpen is not None:
+        cfg.paste.sharpen = args.sharpen
     ckpt = args.checkpoint or default_checkpoint()
     dubber = Dubber.from_checkpoints(ckpt, cfg=cfg, progress=False)
     detector = make_detector("dlib", DetectorConfig())
@@ -173,7 +176,7 @@ def main() -> None:
             "real": [(SHARED / "real-samples" / v, SHARED / "real-samples" / a) for v, a in REAL_PAIRS[: args.real]]}
     report = {"checkpoint": str(ckpt), "adapt_steps": args.adapt, "adapt_lr": cfg.adapt.lr,
               "adapt_trainable": cfg.adapt.trainable, "silence": cfg.silence.enabled,
-              "detail_tolerance": cfg.paste.detail_tolerance,
+              "detail_tolerance": cfg.paste.detail_tolerance, "sharpen": cfg.paste.sharpen,
               "seconds": args.seconds}
     with tempfile.TemporaryDirectory() as tmp:
         for name, pairs in sets.items():

@@ -184,6 +184,26 @@ def test_hold_repeats_last_frame(media):
         np.testing.assert_array_equal(src[t], src[14])
 
 
+@pytest.mark.parametrize("long_audio", ["hold", "loop"])
+def test_pasting_in_place_gives_the_same_frames(media, long_audio):
+    """`talkface dub` pastes into the decoded frames (keep_source=False, no copies of 4K frames); the frames must equal
+    those of the copying path, also where the video is held or looped after its end."""
+    from talkface.data.mel import melspectrogram
+    from talkface.media.decode import read_audio
+
+    outs = []
+    for keep in (True, False):
+        d = _dubber(DubConfig(detector="haar", long_audio=long_audio, chunk_frames=8, batch_size=2))
+        d.detector = FixedDetector((10.0, 10.0, 60.0, 60.0))
+        info, wav = probe(media["plain"]), read_audio(media["speech"], 16000)
+        n_audio = int(np.ceil(len(wav) / 16000 * d.fps - 1e-6))
+        blocks = list(d.iter_dubbed(media["plain"], info, melspectrogram(wav), n_audio, {}, keep_source=keep))
+        assert all(len(b[0]) == 1 for b in blocks) and all((b[1] is None) != keep for b in blocks)
+        outs.append(np.concatenate([b[0] for b in blocks]))
+    assert len(outs[0]) == 25
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
 def test_dub_writes_playable_mp4_with_audio_duration(media, checkpoints, tmp_path):
     video = media.get("face", media["plain"])
     out = tmp_path / "sub" / "dubbed.mp4"

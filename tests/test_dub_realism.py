@@ -16,7 +16,7 @@ from talkface.dub import Dubber, DubConfig
 from talkface.dubbing.adapt import AdaptConfig, cache_key
 from talkface.dubbing.generate import PasteConfig, paste
 from talkface.dubbing.silence import SilenceConfig, drop_short_runs, frame_levels, silent_frames
-from talkface.dubbing.paste import colour_offset, ellipse_mask, paste_face, restore_detail
+from talkface.dubbing.paste import colour_offset, ellipse_mask, paste_face, restore_detail, unsharp
 from talkface.media.ffmpeg_bin import ffmpeg_exe
 from talkface.media.probe import MediaInfo
 from talkface.models.generator import Generator, GeneratorConfig
@@ -92,6 +92,36 @@ def test_restore_detail_only_where_generated_agrees():
     changed[20:60, 20:60] = 30.0  # the generated mouth is new there (dark, open)
     out = restore_detail(changed, dst, 4.0, 12.0)
     np.testing.assert_allclose(out[30:50, 30:50], 30.0, atol=1e-4)  # no ghost of the old pixels inside the change
+
+
+def test_unsharp_has_the_formula_and_sharpens_an_upscaled_edge():
+    import cv2
+
+    edge = np.zeros((24, 24, 3), np.float32)
+    edge[:, 12:] = 200.0  # a lip edge at crop resolution
+    up = cv2.resize(edge, (96, 96), interpolation=cv2.INTER_LINEAR)  # 4x upscaled: a soft ramp
+    out = unsharp(up, 4.0, 1.0)
+    np.testing.assert_allclose(out, 2 * up - cv2.GaussianBlur(up, (0, 0), 2.0), atol=1e-4)
+    lap = lambda img: cv2.Laplacian(img.mean(-1), cv2.CV_32F).var()  # noqa: E731
+    assert lap(out) > 2.0 * lap(up)
+    np.testing.assert_allclose(out[:, :30], up[:, :30], atol=1e-3)  # flat regions are left as they are
+    assert unsharp(up, 4.0, 0.0) is up
+
+
+def test_paste_face_sharpen_zero_is_the_plain_paste():
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 255, (200, 300, 3), dtype=np.uint8)
+    box = np.array([50, 20, 210, 180], np.float32)
+    generated = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    original = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    a, b, c = frame.copy(), frame.copy(), frame.copy()
+    paste_face(a, generated, original, box, (0.5, 0.74, 0.36, 0.26), 0.3, True, 12.0)
+    paste_face(b, generated, original, box, (0.5, 0.74, 0.36, 0.26), 0.3, True, 12.0, sharpen=0.0)
+    paste_face(c, generated, original, box, (0.5, 0.74, 0.36, 0.26), 0.3, True, 12.0, sharpen=1.0)
+    assert (a == b).all() and (a != c).any()
+    outside = np.ones(frame.shape[:2], bool)
+    outside[20:180, 50:210] = False
+    assert (c[outside] == frame[outside]).all()
 
 
 def test_paste_config_regions():

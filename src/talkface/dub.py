@@ -218,11 +218,12 @@ class Dubber:
         return raw / scale if scale < 1.0 else raw
 
     def iter_dubbed(self, video: Path, info: MediaInfo, mel: np.ndarray, n_audio: int, stats: dict,
-                    lips: LipSync | None = None,
-                    silent: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-        """Yield (out frames uint8 [n, H, W, 3], input frames [n, H, W, 3], boxes [n, 4], dubbed bool [n]) along
-        the output timeline. `stats` gets video_frames, dubbed, references. `lips`: the generators (default: the
-        loaded ones; an adapted G_L for this video otherwise); `silent`: bool per output frame, closed lips there."""
+                    lips: LipSync | None = None, silent: np.ndarray | None = None,
+                    keep_source: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Yield (out frames uint8 [n, H, W, 3], input frames [n, H, W, 3] (None without `keep_source`), boxes
+        [n, 4], dubbed bool [n]) along the output timeline. `stats` gets video_frames, dubbed, references. `lips`: the
+        generators (default: the loaded ones; an adapted G_L for this video otherwise); `silent`: bool per output
+        frame, closed lips there."""
         cfg, k = self.cfg, self.k
         lips = lips or self.lips
         chunk_frames, batch_windows = self.memory_plan(info)
@@ -255,7 +256,8 @@ class Dubber:
         def flush() -> Iterator[tuple]:
             todo = list(batch)
             batch.clear()
-            yield from dub_windows(lips, todo, mel, ref_cache, stats, cfg.reference_every, cfg.paste, silent)
+            yield from dub_windows(lips, todo, mel, ref_cache, stats, cfg.reference_every, cfg.paste, silent,
+                                   keep_source)
 
         source = output_timeline(video, info, n_audio, tracker, stats, self.fps, chunk_frames, cfg.long_audio,
                                  cfg.min_decoded_ratio)
@@ -351,7 +353,8 @@ class Dubber:
         counted = {"frames": 0}
 
         def frames_out() -> Iterator[np.ndarray]:
-            for block, _, _, _ in self.iter_dubbed(video, vinfo, mel, n_audio, stats, lips, silent):
+            for block, _, _, _ in self.iter_dubbed(video, vinfo, mel, n_audio, stats, lips, silent,
+                                                   keep_source=False):
                 counted["frames"] += len(block)
                 bar.update(len(block))
                 yield even_sides(block)

@@ -1,7 +1,7 @@
 """The generators in dubbing: G_S references and G_L windows, with the inputs of training (talkface.model_inputs).
 
     lips = LipSync(g_l, g_s, window, mel, device, amp)
-    for out_block, src, boxes, dubbed in dub_windows(lips, windows, mel, ref_cache, stats, reference_every, ...): ...
+    for out, src, box, dubbed in dub_windows(lips, windows, mel, ref_cache, stats, reference_every, ...): ...
 
 Windows are k consecutive output frames at global indices start..start+k-1. Each gets the pose input of its crops,
 one mel window per frame (model_inputs.frame_mel_windows, clamped to the audio) and the identity reference of its
@@ -37,19 +37,22 @@ class PasteConfig:
     colour_match: bool = True  # shift the crop's colours to the frame's in the blend band (ellipse only)
     detail_tolerance: float = 12.0  # restore the frame's fine detail where generated and original agree within this
     #                                 many grey levels at the crop's resolution (dubbing.paste.restore_detail); 0 = off
+    sharpen: float = 0.0  # unsharp-mask amount of the upscaled generated face (dubbing.paste.unsharp); 0 = off
 
     def __post_init__(self) -> None:
         if self.region not in PASTE_REGIONS:
             raise ValueError(f"dub.paste.region must be one of {PASTE_REGIONS}, got {self.region!r}")
         if len(self.ellipse) != 4:
             raise ValueError(f"dub.paste.ellipse must be [cx, cy, rx, ry], got {self.ellipse}")
+        if self.sharpen < 0:
+            raise ValueError(f"dub.paste.sharpen must be >= 0, got {self.sharpen}")
 
 
 def paste(out: np.ndarray, generated: np.ndarray, original: np.ndarray, box: np.ndarray, cfg: PasteConfig) -> None:
     """Write generated crop uint8 [S,S,3] into frame `out` (in place) at `box`; `original` is the input's crop there."""
     if cfg.region == "ellipse":
         paste_face(out, generated, original, box, tuple(cfg.ellipse), cfg.feather, cfg.colour_match,
-                   cfg.detail_tolerance)
+                   cfg.detail_tolerance, cfg.sharpen)
     else:
         x0, y0, x1, y1 = (int(v) for v in box)
         out[y0:y1, x0:x1] = paste_back(out, generated, box, cfg.feather, cfg.region)[y0:y1, x0:x1]
@@ -112,10 +115,14 @@ class LipSync:
 
 
 def dub_windows(lips: LipSync, batch: list[DubWindow], mel: np.ndarray, ref_cache: dict, stats: dict,
-                reference_every: int, paste_cfg: PasteConfig, silent: np.ndarray | None = None) -> Iterator[tuple]:
-    """Run G_S (new reference segments) and G_L on a batch of windows; paste. Yields (out frames, input frames,
-    boxes, dubbed) one window at a time and lets go of each window's frames once yielded (peak memory). `silent`:
-    bool per output frame, the frames whose speech is silent (closed lips)."""
+                reference_every: int, paste_cfg: PasteConfig, silent: np.ndarray | None = None,
+                keep_source: bool = True) -> Iterator[tuple]:
+    """Run G_S (new reference segments) and G_L on a batch of windows; paste. Yields (out [1, H, W, 3], input
+    [1, H, W, 3] or None, box [1, 4], dubbed [1]) one frame at a time. The generated mouth is pasted into the decoded
+    frame itself (a copy only of read-only frames), and each window lets go of its frames once yielded: at 4K a frame
+    is 25 MB, so no window is stacked or copied whole. `keep_source`: also yield the input frame (a copy of the
+    dubbed ones, made before pasting); off in `talkface dub`. `silent`: bool per output frame, the frames whose speech
+    is silent (closed lips)."""
     todo = [w for w in batch if w.dub[: w.n].any()]
     for w in todo:  # frames without a final box (no face): borrow the nearest box of the window
         have = ~np.isnan(w.boxes).any(axis=1)
@@ -123,7 +130,7 @@ def dub_windows(lips: LipSync, batch: list[DubWindow], mel: np.ndarray, ref_cach
             idx = np.flatnonzero(have)
             for i in np.flatnonzero(~have):
                 w.boxes[i] = w.boxes[idx[np.argmin(np.abs(idx - i))]]
-        w.crops = crop_frames(np.stack(w.frames), w.boxes, lips.size)
+        w.crops = crop_frames(w.frames, w.boxes, lips.size)  # frame by frame: no stacked copy of full frames
     generated = {}
     if todo:
         # one reference window per segment: the segment's first window with a face
@@ -144,13 +151,15 @@ def dub_windows(lips: LipSync, batch: list[DubWindow], mel: np.ndarray, ref_cach
         identity = torch.stack([ref_cache[reference_segment(w.start, reference_every)] for w in todo])
         generated = dict(zip((id(w) for w in todo), lips.generate(pose, identity, mels)))
     for w in batch:
-        src = np.stack(w.frames[: w.n])
-        out = src
         g = generated.get(id(w))
-        if g is not None:
-            out = src.copy()
-            for i in np.flatnonzero(w.dub[: w.n]):
-                paste(out[i], g[i], w.crops[i], w.boxes[i], paste_cfg)
-            stats["dubbed"] += int(w.dub[: w.n].sum())
+        for i in range(w.n):
+            frame = w.frames[i]
+            src = frame[None] if keep_source else None
+            if g is not None and w.dub[i]:
+                if keep_source or not frame.flags.writeable:  # a held frame is a read-only view of the last one
+                    frame = frame.copy()
+                paste(frame, g[i], w.crops[i], w.boxes[i], paste_cfg)
+                stats["dubbed"] += 1
+            w.frames[i] = None  # the window lets go of each frame once it is out
+            yield frame[None], src, w.boxes[i: i + 1].copy(), w.dub[i: i + 1].copy()
         w.frames, w.crops = [], None
-        yield out, src, w.boxes[: w.n].copy(), w.dub[: w.n].copy()

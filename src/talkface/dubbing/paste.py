@@ -2,7 +2,7 @@
 chin, colours matched to the frame in the blend band, and the frame's own fine detail restored where the generated
 face agrees with it (dubbing only; the training crops and the evaluation's reference framing use faces.crop).
 
-    paste_face(frame, generated_crop, original_crop, box, ellipse, feather, colour_match, detail_tolerance)
+    paste_face(frame, generated_crop, original_crop, box, ellipse, feather, colour_match, detail_tolerance, sharpen)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 
 from ..models.generator import ellipse_mask  # the one ellipse formula (also the generator's paint region)
 
-__all__ = ["colour_offset", "ellipse_mask", "paste_face", "restore_detail"]
+__all__ = ["colour_offset", "ellipse_mask", "paste_face", "restore_detail", "unsharp"]
 
 
 def colour_offset(generated: np.ndarray, original: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -39,13 +39,25 @@ def restore_detail(patch: np.ndarray, dst: np.ndarray, scale: float, tolerance: 
     return patch + agree * (dst - low_dst)
 
 
+def unsharp(patch: np.ndarray, scale: float, amount: float) -> np.ndarray:
+    """float32 [h, w, 3]: unsharp mask of an upscaled crop, patch + amount x (patch - blur(patch)), with the blur at the
+    upscaling's own scale (sigma = scale / 2). A 96-px crop upscaled `scale` times has lost its finest band; this
+    boosts the band just under it, so lips and teeth edges are as crisp as the frame around them. It adds no detail
+    that the crop does not have."""
+    if amount <= 0:
+        return patch
+    low = cv2.GaussianBlur(patch, (0, 0), max(0.5, 0.5 * scale))
+    return patch + amount * (patch - low)
+
+
 def paste_face(out: np.ndarray, crop: np.ndarray, original: np.ndarray, box: np.ndarray,
                ellipse: tuple[float, float, float, float], feather: float, colour_match: bool,
-               detail_tolerance: float = 0.0) -> None:
+               detail_tolerance: float = 0.0, sharpen: float = 0.0) -> None:
     """Blend the lower face of a generated crop (uint8 [S, S, 3]) into `out` (uint8 [H, W, 3], in place) at `box`
     under a feathered ellipse; with `colour_match`, the crop is first shifted by its colour offset to the `original`
     crop (the same box of the input frame) in the blend band; `detail_tolerance` > 0 restores the frame's own fine
-    detail where the generated face agrees with it (`restore_detail`). Touches only the pixels of the box."""
+    detail where the generated face agrees with it (`restore_detail`); `sharpen` > 0 applies `unsharp` to the upscaled
+    generated face first. Touches only the pixels of the box."""
     x0, y0, x1, y1 = (int(v) for v in box)
     w, h = x1 - x0, y1 - y0
     if w <= 0 or h <= 0:
@@ -56,6 +68,7 @@ def paste_face(out: np.ndarray, crop: np.ndarray, original: np.ndarray, box: np.
     patch = cv2.resize(patch, (w, h), interpolation=cv2.INTER_LINEAR if w >= crop.shape[1] else cv2.INTER_AREA)
     m = ellipse_mask(h, w, ellipse, feather)[..., None]
     dst = out[y0:y1, x0:x1].astype(np.float32)
+    patch = unsharp(patch, w / crop.shape[1], sharpen)
     if detail_tolerance > 0:
         patch = restore_detail(patch, dst, w / crop.shape[1], detail_tolerance)
     out[y0:y1, x0:x1] = np.clip(m * patch + (1 - m) * dst + 0.5, 0, 255).astype(np.uint8)

@@ -23,7 +23,7 @@ def output_timeline(video: Path, info: MediaInfo, n_audio: int, tracker: StreamT
     n_video, last = 0, None
     for chunk in prefetch(iter_frames(video, fps, chunk_frames, info)):
         n_video += len(chunk)
-        last = chunk[-1]
+        last = chunk[-1].copy()  # the dub pastes into the decoded frames; "hold" repeats the untouched one
         yield chunk, None
     expected = info.duration * fps
     if expected > 0 and n_video < min_decoded_ratio * expected:
