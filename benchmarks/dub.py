@@ -263,7 +263,9 @@ def peak_rss(seconds: float, sample: Path, audio: Path, device: str, workdir: Pa
                          "-preset", "ultrafast", "-crf", "23", "-c:a", "aac", str(long_video)], check=True)
     subprocess.run(ff + ["-stream_loop", "-1", "-i", str(audio), "-t", str(seconds), str(long_audio)], check=True)
     # Peak memory: VmHWM of the dubbing process (its own peak; ru_maxrss would carry the parent's RSS across fork and
-    # exec), and the peak of the summed RSS of the process and its ffmpeg children, sampled every 50 ms.
+    # exec), and the peak of the summed RSS of the process and its ffmpeg children, sampled every 50 ms. Only children
+    # that are ffmpeg count: between fork and exec a child is a copy of this process whose RSS reports the pages it
+    # shares with it, which once added a phantom 0.9 GB at 4K.
     code = (
         "import sys, json, threading, time; sys.path.insert(0, %r)\n"
         "import psutil\n"
@@ -273,7 +275,7 @@ def peak_rss(seconds: float, sample: Path, audio: Path, device: str, workdir: Pa
         "    while not done.is_set():\n"
         "        total = 0\n"
         "        for p in [me] + me.children(recursive=True):\n"
-        "            try: total += p.memory_info().rss\n"
+        "            try: total += p.memory_info().rss if p is me or 'ffmpeg' in p.name() else 0\n"
         "            except psutil.Error: pass\n"
         "        peak[0] = max(peak[0], total); time.sleep(0.05)\n"
         "threading.Thread(target=watch, daemon=True).start()\n"

@@ -14,7 +14,7 @@ import torch
 
 from talkface import cli
 from talkface.dub import NO_CHECKPOINT, Dubber, DubConfig
-from talkface.dubbing.tracking import StreamTracker, gap_mask, track_all
+from talkface.dubbing.tracking import gap_mask, track_all
 from talkface.faces.detect import Detection
 from talkface.media.decode import read_frames
 from talkface.media.encode import write_video
@@ -108,31 +108,19 @@ def test_gap_mask_known_answer():
     assert gap_mask(raw, 2).tolist() == [False, True, True, True, True, False, False, False, True, False]
 
 
-def test_stream_tracker_equals_whole_clip():
-    rng = np.random.default_rng(0)
-    T = 400
-    centre = np.cumsum(rng.normal(0, 2, (T, 2)), axis=0) + 300
-    raw = np.concatenate([centre - 60, centre + 60], axis=1).astype(np.float32)
-    miss = rng.random(T) < 0.15
-    miss[100:130] = True  # one long gap
-    raw[miss] = np.nan
-    want_boxes, want_mask = track_all(raw, 640, 480, (0.0, 0.1, 0.0, 0.0), 5, "mean", 5)
-    for sizes in ([1] * T, [7] * 58, [T], list(rng.integers(1, 40, 60))):
-        tr = StreamTracker(640, 480, (0.0, 0.1, 0.0, 0.0), 5, "mean", 5)
-        got_b, got_m, t = [], [], 0
-        for n in sizes:
-            if t >= T:
-                break
-            tr.push(raw[t: t + n])
-            t += n
-            b, m = tr.pop()
-            got_b.append(b)
-            got_m.append(m)
-        b, m = tr.pop(final=True)
-        got_b, got_m = np.concatenate(got_b + [b]), np.concatenate(got_m + [m])
-        assert len(got_b) == T
-        np.testing.assert_array_equal(got_m, want_mask)
-        np.testing.assert_array_equal(got_b[want_mask], want_boxes[want_mask])
+def test_face_pass_is_the_whole_clip_track(media):
+    """The dub's boxes are `track_all` of the detections of the first n_audio + lag frames."""
+    d = _dubber(DubConfig(detector="haar", chunk_frames=4))
+    d.detector = FixedDetector(missing={3, 4, 12})
+    info = probe(media["plain"])
+    boxes, mask = d.detect_track(media["plain"], info, 5 + d.track_lag())
+    assert len(boxes) == 5 + d.track_lag() == 13  # stops there (the 0.6 s video has 15 frames)
+    raw = np.array([[np.nan] * 4 if t in {3, 4, 12} else FixedDetector().box + t for t in range(len(boxes))],
+                   np.float32)
+    want_boxes, want_mask = track_all(raw, info.width, info.height, d.cfg.pads, d.cfg.smooth_window,
+                                      d.cfg.smooth_method, d.cfg.max_gap)
+    np.testing.assert_array_equal(mask, want_mask)
+    np.testing.assert_array_equal(boxes, want_boxes)
 
 
 # ------------------------------------------------------------------------------------------------ pipeline

@@ -260,24 +260,32 @@ def test_shipped_model_is_a_small_plain_state_dict():
     assert out.shape == (1, 5, 3, 96, 96) and 0 <= out.min() and out.max() <= 1
 
 
-def test_detection_runs_on_a_shrunk_frame_and_boxes_come_back_in_full_pixels():
+def test_face_pass_decodes_shrunk_frames_and_boxes_come_back_in_full_pixels(tmp_path):
+    """Pass 1 of the dub: ffmpeg shrinks 2560x1440 frames to 1280x720 for the detector, boxes come back in full-frame
+    pixels (known answer with pads 0 and no smoothing), and decoding stops after the frames that can be dubbed."""
     from talkface.faces.detect import Detection
+    from talkface.media.probe import probe
 
     class Shrunk:
         name = "shrunk"
-        seen = None
+        seen: list = []
 
         def detect(self, frames, start=0):
-            Shrunk.seen = frames.shape
-            return [Detection(np.array([10, 20, 110, 220], np.float32), 1.0), None][: len(frames)]
+            Shrunk.seen.append(frames.shape)
+            return [Detection(np.array([10, 20, 110, 120], np.float32), 1.0) if (start + i) % 2 == 0 else None
+                    for i in range(len(frames))]
 
-    d = Dubber(_tiny(0), None, DubConfig(detector="haar", detect_max_side=1280), "cpu", progress=False)
+    video = tmp_path / "wide.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=s=2560x1440:r=25:d=1", "-c:v", "libx264", "-preset", "ultrafast",
+            "-pix_fmt", "yuv420p", str(video))
+    d = Dubber(_tiny(0), None, DubConfig(detector="haar", detect_max_side=1280, pads=[0.0, 0.0, 0.0, 0.0],
+                                         smooth_window=1, max_gap=1, chunk_frames=4), "cpu", progress=False)
     d.detector = Shrunk()
-    info = MediaInfo(path="x", width=2560, height=1440, fps=25.0, duration=1.0, has_video=True, has_audio=True)
-    raw = d.detect_boxes(np.zeros((2, 1440, 2560, 3), np.uint8), 0, info)
-    assert Shrunk.seen == (2, 720, 1280, 3)
-    np.testing.assert_allclose(raw[0], [20, 40, 220, 440])
-    assert np.isnan(raw[1]).all()
-    small = MediaInfo(path="x", width=640, height=360, fps=25.0, duration=1.0, has_video=True, has_audio=True)
-    raw = d.detect_boxes(np.zeros((1, 360, 640, 3), np.uint8), 0, small)  # small frames: as they are
-    assert Shrunk.seen == (1, 360, 640, 3) and raw[0].tolist() == [10, 20, 110, 220]
+    info = probe(video)
+    boxes, mask = d.detect_track(video, info, 6)
+    assert {shape[1:] for shape in Shrunk.seen} == {(720, 1280, 3)} and sum(s[0] for s in Shrunk.seen) == 6
+    assert boxes.shape == (6, 4) and mask.tolist() == [True] * 5 + [False]  # frame 5: a miss with no later face
+    np.testing.assert_allclose(boxes[0], [20, 40, 220, 240])  # x2 in both directions, square already
+    np.testing.assert_allclose(boxes[1], [20, 40, 220, 240])  # a one-frame gap is interpolated
+    small = Dubber(_tiny(0), None, DubConfig(detector="haar", detect_max_side=4000), "cpu", progress=False)
+    assert small.detect_size(info) is None and d.detect_size(info) == (1280, 720)

@@ -34,9 +34,17 @@ def restore_detail(patch: np.ndarray, dst: np.ndarray, scale: float, tolerance: 
     generated pixels stay as they are, so no ghost of the old mouth shows. `scale`: box side / crop side."""
     sigma = max(0.5, 0.5 * scale)
     low_dst = cv2.GaussianBlur(dst, (0, 0), sigma)
-    low_gen = cv2.GaussianBlur(patch, (0, 0), sigma)
-    agree = np.clip(1.0 - np.abs(low_gen - low_dst).mean(-1, keepdims=True) / tolerance, 0.0, 1.0)
-    return patch + agree * (dst - low_dst)
+    diff = cv2.GaussianBlur(patch, (0, 0), sigma)
+    diff -= low_dst  # in place from here on: at 4K each of these is a 27 MB float image
+    np.abs(diff, out=diff)
+    agree = diff.mean(-1, keepdims=True)
+    del diff
+    agree *= -1.0 / tolerance
+    agree += 1.0
+    np.clip(agree, 0.0, 1.0, out=agree)
+    np.subtract(dst, low_dst, out=low_dst)  # the frame's high frequencies
+    low_dst *= agree
+    return patch + low_dst
 
 
 def unsharp(patch: np.ndarray, scale: float, amount: float) -> np.ndarray:
@@ -66,9 +74,23 @@ def paste_face(out: np.ndarray, crop: np.ndarray, original: np.ndarray, box: np.
     if colour_match:
         patch += colour_offset(crop, original, ellipse_mask(*crop.shape[:2], ellipse, feather))
     patch = cv2.resize(patch, (w, h), interpolation=cv2.INTER_LINEAR if w >= crop.shape[1] else cv2.INTER_AREA)
-    m = ellipse_mask(h, w, ellipse, feather)[..., None]
-    dst = out[y0:y1, x0:x1].astype(np.float32)
-    patch = unsharp(patch, w / crop.shape[1], sharpen)
+    m = ellipse_mask(h, w, ellipse, feather)
+    # Work on the ellipse's bounding rows and columns only (plus the blurs' reach): outside it the mask is 0, and a
+    # 1500-px box of a 4K face would otherwise need ~8 float copies of 27 MB for pixels that do not change.
+    scale = w / crop.shape[1]
+    reach = int(np.ceil(3 * max(0.5, 0.5 * scale))) + 1
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    if len(rows) == 0:
+        return
+    r0, r1 = max(0, rows[0] - reach), min(h, rows[-1] + 1 + reach)
+    c0, c1 = max(0, cols[0] - reach), min(w, cols[-1] + 1 + reach)
+    patch, m = patch[r0:r1, c0:c1], m[r0:r1, c0:c1, None]
+    region = out[y0 + r0: y0 + r1, x0 + c0: x0 + c1]
+    dst = region.astype(np.float32)
+    patch = unsharp(patch, scale, sharpen)
     if detail_tolerance > 0:
-        patch = restore_detail(patch, dst, w / crop.shape[1], detail_tolerance)
-    out[y0:y1, x0:x1] = np.clip(m * patch + (1 - m) * dst + 0.5, 0, 255).astype(np.uint8)
+        patch = restore_detail(patch, dst, scale, detail_tolerance)
+    patch -= dst  # blend in place: dst + m (patch - dst)
+    patch *= m
+    patch += dst + 0.5
+    region[...] = np.clip(patch, 0, 255).astype(np.uint8)

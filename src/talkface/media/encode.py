@@ -133,7 +133,7 @@ def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps
                 for block in _chain(first, blocks):
                     if block.dtype != np.uint8 or block.shape[1:] != (h, w, 3):
                         raise ValueError(f"all frames must be uint8 [{h}, {w}, 3], got {block.dtype} {block.shape[1:]}")
-                    proc.stdin.write(np.ascontiguousarray(block).tobytes())
+                    proc.stdin.write(memoryview(np.ascontiguousarray(block)).cast("B"))  # no bytes copy
                 proc.stdin.close()
                 rc = proc.wait()
             except BrokenPipeError:
