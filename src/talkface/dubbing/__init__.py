@@ -1,4 +1,4 @@
-"""The parts of dubbing (talkface.dub): online face-box tracking, window generation with the model-input contract,
+"""The parts of dubbing (talkface.dub): whole-clip face-box tracking, window generation with the model-input contract,
 and the media plumbing (pairs CSV, background decoding, muxing)."""
 
 
