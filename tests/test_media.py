@@ -233,3 +233,15 @@ def test_ffmpeg_override_must_exist(monkeypatch):
     finally:
         monkeypatch.delenv(ffmpeg_bin.FFMPEG_ENV)
         ffmpeg_bin.ffmpeg_exe.cache_clear()
+
+
+@pytest.mark.parametrize("banner,want", [("ffmpeg version 5.1.9-0+deb12u1 Copyright (c) 2000-2026", (5, 1)),
+                                         ("ffmpeg version n9.0.2-17-g2a571b6068-20260930 Copyright", (9, 0)),
+                                         ("ffmpeg version N-112233-gdeadbeef Copyright", (0, 0))])
+def test_ffmpeg_version_reads_the_banner(tmp_path, banner, want):
+    from talkface.media.ffmpeg_bin import ffmpeg_version
+
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(f"#!/bin/sh\necho '{banner}'\necho 'built with gcc'\n")
+    fake.chmod(0o755)
+    assert ffmpeg_version(str(fake)) == want

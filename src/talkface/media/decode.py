@@ -24,7 +24,7 @@ from typing import Iterator
 import ffmpeg
 import numpy as np
 
-from .ffmpeg_bin import ffmpeg_exe
+from .ffmpeg_bin import ffmpeg_exe, ffmpeg_version
 from .probe import NO_AUDIO, NO_VIDEO, UNREADABLE, ZERO_LENGTH, MediaError, MediaInfo, probe
 
 
@@ -143,7 +143,7 @@ def iter_frames(path: str | Path, fps: float = 25.0, chunk_frames: int = 64, inf
     `start`/`duration` (seconds) decode a span only. `size` (width, height): ffmpeg scales every frame to it (area
     averaging), so a pass that only looks for faces never moves full 4K frames; the frames and their timing are those
     of the full-size decode. `threads` > 0 caps the decoder's threads; `queue` > 0 caps the frames ffmpeg queues for
-    its output (`-thread_queue_size`): when the reader is slow, ffmpeg otherwise decodes ahead into its queues, 230 MB
+    its output (`-thread_queue_size`, ffmpeg >= 6): when the reader is slow, ffmpeg otherwise decodes ahead into its queues, 230 MB
     of 4K frames. Raises MediaError when the file has no video stream or ffmpeg
     fails before giving a single frame; a file that breaks midway (truncated) ends the iteration early and the caller
     compares the frame count with `info.duration`.
@@ -156,7 +156,8 @@ def iter_frames(path: str | Path, fps: float = 25.0, chunk_frames: int = 64, inf
     video = _input(path, start, duration, threads).video
     if size is not None:
         video = video.filter("scale", int(size[0]), int(size[1]), flags="area")
-    out_kwargs = {"thread_queue_size": queue} if queue > 0 else {}
+    # an output's queue size is an option from ffmpeg 6 on (5.1, Debian 12's, refuses it)
+    out_kwargs = {"thread_queue_size": queue} if queue > 0 and ffmpeg_version() >= (6, 0) else {}
     stream = (
         video.filter("showinfo")
         .output("pipe:", format="rawvideo", pix_fmt="rgb24", fps_mode="passthrough", **out_kwargs)

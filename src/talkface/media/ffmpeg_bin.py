@@ -54,3 +54,20 @@ def ffprobe_exe() -> str | None:
     if not found:
         raise FFmpegNotFound(f"ffprobe not available: {FFPROBE_ENV}={override!r} is not an executable")
     return found
+
+
+@functools.lru_cache(maxsize=None)
+def ffmpeg_version(exe: str | None = None) -> tuple[int, int]:
+    """(major, minor) of `exe` (default: ffmpeg_exe()) from its `-version` banner ("ffmpeg version 5.1.9-0+deb12u1",
+    "ffmpeg version n9.0.2-17-g..."); (0, 0) when the banner carries no release number (git snapshots), so callers
+    fall back to what every version accepts."""
+    import re
+    import subprocess
+
+    exe = exe or ffmpeg_exe()
+    try:
+        banner = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return (0, 0)
+    m = re.match(r"ffmpeg version n?(\d+)\.(\d+)", banner.strip())
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
