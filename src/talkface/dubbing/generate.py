@@ -37,7 +37,7 @@ class PasteConfig:
     colour_match: bool = True  # shift the crop's colours to the frame's in the blend band (ellipse only)
     detail_tolerance: float = 12.0  # restore the frame's fine detail where generated and original agree within this
     #                                 many grey levels at the crop's resolution (dubbing.paste.restore_detail); 0 = off
-    sharpen: float = 0.0  # unsharp-mask amount of the upscaled generated face (dubbing.paste.unsharp); 0 = off
+    sharpen: float = 1.0  # unsharp-mask amount of the upscaled generated face (dubbing.paste.unsharp); 0 = off
 
     def __post_init__(self) -> None:
         if self.region not in PASTE_REGIONS:
