@@ -48,10 +48,9 @@ from .devices import DeviceUnavailable, resolve_device
 from .dubbing import DubError
 from .dubbing.adapt import AdaptConfig, adapt_generator
 from .dubbing.generate import DubWindow, LipSync, PasteConfig, dub_windows
+from .dubbing.media_io import even_sides, mux, prefetch, read_pairs
 from .dubbing.silence import SilenceConfig, silent_frames
-from .dubbing.media_io import even_sides, mux, read_pairs
 from .dubbing.timeline import output_timeline
-from .dubbing.media_io import prefetch
 from .dubbing.tracking import track_all
 from .faces.detect import DetectorConfig, make_detector, resolve_detector
 from .media.decode import iter_frames, read_audio
@@ -237,16 +236,23 @@ class Dubber:
         raws, t = [], 0
         frames_iter = prefetch(iter_frames(video, self.fps, self.memory_plan(small)[0], info, size=size,
                                            threads=self.cfg.decode_threads, queue=self.cfg.decode_queue))
+        from tqdm import tqdm
+
+        expected = min(n_frames, max(1, int(round(info.duration * self.fps))))
+        bar = tqdm(total=expected, unit="frame", desc=f"faces {video.name}", disable=not self.progress,
+                   dynamic_ncols=True)
         try:
             for frames in frames_iter:
                 frames = frames[: n_frames - t]
                 dets = self.detector.detect(np.ascontiguousarray(frames), start=t)
                 raws.append(np.array([d.box if d is not None else [np.nan] * 4 for d in dets], np.float32))
                 t += len(frames)
+                bar.update(len(frames))
                 if t >= n_frames:
                     break
         finally:
             frames_iter.close()  # stops the decoder when the speech ends before the video
+            bar.close()
         raw = np.concatenate(raws).reshape(-1, 4) * np.array([sx, sy, sx, sy], np.float32) if raws else \
             np.empty((0, 4), np.float32)
         return track_all(raw, info.width, info.height, self.cfg.pads, self.cfg.smooth_window, self.cfg.smooth_method,
