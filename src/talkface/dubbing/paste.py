@@ -26,13 +26,19 @@ def colour_offset(generated: np.ndarray, original: np.ndarray, mask: np.ndarray)
     return (diff * w[..., None]).reshape(-1, 3).sum(0) / total
 
 
+def upscale_sigma(scale: float) -> float:
+    """Gaussian sigma at the scale of a crop upscaled `scale` times (its finest band): the blur of restore_detail and
+    unsharp, and with it how far a blur reaches."""
+    return max(0.5, 0.5 * scale)
+
+
 def restore_detail(patch: np.ndarray, dst: np.ndarray, scale: float, tolerance: float) -> np.ndarray:
     """float32 [h, w, 3]: the upscaled generated `patch` plus the high frequencies of the frame's own pixels `dst`
     (what a 96-px crop cannot carry: skin texture, stubble, lip detail), weighted per pixel by how well the two agree
     at the crop's resolution: 1 where their low-pass images match, falling linearly to 0 at a mean absolute
     difference of `tolerance` grey levels. Where the generated mouth differs from the original (the new speech), the
     generated pixels stay as they are, so no ghost of the old mouth shows. `scale`: box side / crop side."""
-    sigma = max(0.5, 0.5 * scale)
+    sigma = upscale_sigma(scale)
     low_dst = cv2.GaussianBlur(dst, (0, 0), sigma)
     diff = cv2.GaussianBlur(patch, (0, 0), sigma)
     diff -= low_dst  # in place from here on: at 4K each of these is a 27 MB float image
@@ -54,7 +60,7 @@ def unsharp(patch: np.ndarray, scale: float, amount: float) -> np.ndarray:
     that the crop does not have."""
     if amount <= 0:
         return patch
-    low = cv2.GaussianBlur(patch, (0, 0), max(0.5, 0.5 * scale))
+    low = cv2.GaussianBlur(patch, (0, 0), upscale_sigma(scale))
     return patch + amount * (patch - low)
 
 
@@ -78,7 +84,7 @@ def paste_face(out: np.ndarray, crop: np.ndarray, original: np.ndarray, box: np.
     # Work on the ellipse's bounding rows and columns only (plus the blurs' reach): outside it the mask is 0, and a
     # 1500-px box of a 4K face would otherwise need ~8 float copies of 27 MB for pixels that do not change.
     scale = w / crop.shape[1]
-    reach = int(np.ceil(3 * max(0.5, 0.5 * scale))) + 1
+    reach = int(np.ceil(3 * upscale_sigma(scale))) + 1
     rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
     if len(rows) == 0:
         return
