@@ -12,7 +12,8 @@ the full output frames:
     PYTHONPATH=src python benchmarks/dub_quality.py --checkpoint models/generator.pt --pairs 6 --adapt 300
 
 GRID pairs use sentences of the GRID experiment's test split (not trained on); real pairs put one real sample's
-speech on another's video. Prints a table and writes --out (JSON).
+speech on another's video; unseen pairs do the same among the four people that experiments/grid_real holds out
+(test split), so that they are unseen faces for both shipped-model candidates. Prints a table and writes --out (JSON).
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ REAL_PAIRS = [  # (video, audio): other people's speech on each face
     ("hdtf_WDA_AlexandriaOcasioCortez_000.mp4", "styletalk_feifeili_clip1.mp4"),
     ("styletalk_feifeili_clip3.mp4", "styletalk_reagan_clip1.mp4"), ("styletalk_andrew_clip_1.mp4",
                                                                     "styletalk_KristiNoem.mp4"),
+]
+
+UNSEEN_PAIRS = [  # the people experiments/grid_real holds out of training: andrew, reagan, aoc, vrt_face_2
+    ("vrt_face_2.mp4", "styletalk_reagan_clip1.mp4"),
+    ("hdtf_WDA_AlexandriaOcasioCortez_000.mp4", "styletalk_andrew_clip_2.mp4"),
+    ("styletalk_andrew_clip_1.mp4", "hdtf_WDA_AlexandriaOcasioCortez_000.mp4"),
+    ("styletalk_reagan_clip1.mp4", "vrt_face_2.mp4"),
+    ("vrt_face_3.mp4", "styletalk_andrew_clip_1.mp4"),
 ]
 
 
@@ -148,11 +157,14 @@ def main() -> None:
     ap.add_argument("--checkpoint", type=Path, default=None, help="G_L (default: the shipped real-face model)")
     ap.add_argument("--pairs", type=int, default=6, help="GRID test pairs")
     ap.add_argument("--real", type=int, default=len(REAL_PAIRS), help="real-sample pairs (0 = none)")
+    ap.add_argument("--unseen", type=int, default=len(UNSEEN_PAIRS),
+                    help="pairs among the people experiments/grid_real holds out (0 = none)")
     ap.add_argument("--seconds", type=float, default=4.0, help="seconds of speech per pair")
     ap.add_argument("--adapt", type=int, default=0, help="per-video adaptation steps (0 = off)")
     ap.add_argument("--adapt-lr", type=float, default=None, help="dub.adapt.lr (default: AdaptConfig's)")
     ap.add_argument("--adapt-trainable", default=None, help="dub.adapt.trainable: all | output")
     ap.add_argument("--no-silence", action="store_true")
+    ap.add_argument("--no-anchor", action="store_true", help="dub.anchor.enabled false (boxes as detected)")
     ap.add_argument("--detail", type=float, default=None, help="dub.paste.detail_tolerance (default: DubConfig's)")
     ap.add_argument("--sharpen", type=float, default=None, help="dub.paste.sharpen (default: DubConfig's)")
     ap.add_argument("--out", type=Path, default=None, help="JSON of every pair and the means")
@@ -165,6 +177,7 @@ def main() -> None:
     if args.adapt_trainable is not None:
         cfg.adapt.trainable = args.adapt_trainable
     cfg.silence.enabled = not args.no_silence
+    cfg.anchor.enabled = not args.no_anchor
     if args.detail is not None:
         cfg.paste.detail_tolerance = args.detail
     if args.sharpen is not None:
@@ -173,9 +186,11 @@ def main() -> None:
     dubber = Dubber.from_checkpoints(ckpt, cfg=cfg, progress=False)
     detector = make_detector("dlib", DetectorConfig())
     sets = {"grid": grid_pairs(args.pairs),
-            "real": [(SHARED / "real-samples" / v, SHARED / "real-samples" / a) for v, a in REAL_PAIRS[: args.real]]}
+            "real": [(SHARED / "real-samples" / v, SHARED / "real-samples" / a) for v, a in REAL_PAIRS[: args.real]],
+            "unseen": [(SHARED / "real-samples" / v, SHARED / "real-samples" / a)
+                       for v, a in UNSEEN_PAIRS[: args.unseen]]}
     report = {"checkpoint": str(ckpt), "adapt_steps": args.adapt, "adapt_lr": cfg.adapt.lr,
-              "adapt_trainable": cfg.adapt.trainable, "silence": cfg.silence.enabled,
+              "adapt_trainable": cfg.adapt.trainable, "silence": cfg.silence.enabled, "anchor": cfg.anchor.enabled,
               "detail_tolerance": cfg.paste.detail_tolerance, "sharpen": cfg.paste.sharpen,
               "seconds": args.seconds}
     with tempfile.TemporaryDirectory() as tmp:

@@ -289,3 +289,50 @@ def test_face_pass_decodes_shrunk_frames_and_boxes_come_back_in_full_pixels(tmp_
     np.testing.assert_allclose(boxes[1], [20, 40, 220, 240])  # a one-frame gap is interpolated
     small = Dubber(_tiny(0), None, DubConfig(detector="haar", detect_max_side=4000), "cpu", progress=False)
     assert small.detect_size(info) is None and d.detect_size(info) == (1280, 720)
+
+
+def test_anchor_lines_and_stretch_known_answer():
+    from talkface.dubbing.anchor import AnchorConfig, anchor_boxes, anchor_lines
+
+    lm = np.zeros((68, 2), np.float32)
+    lm[36:48, 1] = 130.0  # eye line
+    lm[[48, 54], 1] = 190.0  # mouth corners
+    lm[49:54, 1] = 500.0  # the lips do not count (they move with the opening)
+    assert anchor_lines(lm).tolist() == [130.0, 190.0]
+    assert np.isnan(anchor_lines(None)).all()
+    # a 200-px box from y=100: eye at 0.15, mouth at 0.45 of the box; the training crops have them at 0.3 / 0.7
+    boxes = np.tile(np.array([[50, 100, 250, 300]], np.float32), (6, 1))
+    lines = np.tile(np.array([[130.0, 190.0]], np.float32), (6, 1))
+    cfg = AnchorConfig(eye_y=0.3, mouth_y=0.7, max_stretch=2.0, min_frames=5)
+    out, stretch = anchor_boxes(boxes, lines, cfg, height=1000)
+    assert stretch == pytest.approx(0.75)  # (0.45 - 0.15) / (0.7 - 0.3)
+    h = out[0, 3] - out[0, 1]
+    assert h == 150 and out[0, 1] == 130 - 0.3 * 150 == 85  # eye line at 0.3, mouth line at 0.7 of the new box
+    assert (190 - out[0, 1]) / h == pytest.approx(0.7)
+    assert (out[:, [0, 2]] == boxes[:, [0, 2]]).all()  # horizontally untouched
+    # clamped stretch, kept inside the frame, off, too few frames, no-face rows stay NaN
+    _, s = anchor_boxes(boxes, lines, AnchorConfig(eye_y=0.3, mouth_y=0.7, max_stretch=1.1), height=1000)
+    assert s == pytest.approx(1 / 1.1)
+    top, _ = anchor_boxes(boxes, lines - 100, cfg, height=1000)
+    assert top[0, 1] == 0
+    assert anchor_boxes(boxes, lines, AnchorConfig(enabled=False), 1000)[1] == 1.0
+    assert anchor_boxes(boxes[:4], lines[:4], cfg, 1000)[1] == 1.0
+    gap = boxes.copy()
+    gap[2] = np.nan
+    out, _ = anchor_boxes(gap, lines, cfg, 1000)
+    assert np.isnan(out[2]).all() and np.isfinite(out[3]).all()
+    with pytest.raises(ValueError):
+        AnchorConfig(eye_y=0.7, mouth_y=0.3)
+
+
+def test_training_lines_reads_the_store(tmp_path):
+    from talkface.dubbing.anchor import training_lines
+
+    for cid, (e, m) in {"a": (29.5, 65.5), "b": (31.5, 67.5), "c": (30.5, 66.5)}.items():
+        d = tmp_path / cid
+        d.mkdir()
+        lm = np.full((4, 68, 2), np.nan, np.float32)
+        lm[:3, 36:48, 1], lm[:3, [48, 54], 1] = e, m  # the last frame has no face
+        np.save(d / "landmarks.npy", lm)
+        np.save(d / "frames.npy", np.zeros((4, 96, 96, 3), np.uint8))
+    assert training_lines(tmp_path) == pytest.approx((31 / 96, 67 / 96))

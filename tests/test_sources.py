@@ -49,6 +49,48 @@ def test_folder_index_speakers_and_extensions(tmp_path):
         fetch(cfg, tmp_path / "raw")
 
 
+def test_folder_speaker_map_and_splits(tmp_path):
+    vids = tmp_path / "vids"
+    for rel in ["obama_1.mp4", "obama_2.mp4", "li.mp4", "noem.mp4"]:
+        touch(vids / rel)
+    cfg = FetchConfig(source="folder")
+    cfg.folder.input = str(vids)
+    cfg.folder.speakers = {"obama_1": "obama", "obama_2": "obama"}
+    cfg.folder.splits = {"obama": "test"}
+    cfg.folder.default_split = "train"
+    rows = fetch(cfg, tmp_path / "raw").set_index("clip_id")
+    assert rows.loc["obama_2", "speaker"] == "obama" and rows.loc["li", "speaker"] == "li"
+    assert rows["split"].to_dict() == {"li": "train", "noem": "train", "obama_1": "test", "obama_2": "test"}
+    cfg.folder.splits = {"obama": "holdout"}
+    with pytest.raises(SourceError, match="train, val or test"):
+        fetch(cfg, tmp_path / "raw2")
+
+
+def test_mixed_source_joins_the_listed_sources(tmp_path):
+    vids = tmp_path / "vids"
+    touch(vids / "a.mp4")
+    touch(vids / "b.mp4")
+    lrs2 = tmp_path / "lrs2"
+    touch(lrs2 / "main" / "spk" / "00001.mp4")
+    (lrs2 / "train.txt").write_text("spk/00001\n")
+    (lrs2 / "val.txt").write_text("")
+    (lrs2 / "test.txt").write_text("")
+    cfg = FetchConfig(source="mixed")
+    cfg.folder.input, cfg.folder.default_split = str(vids), "test"
+    cfg.lrs2.root = str(lrs2)
+    cfg.mixed.sources = ["lrs2", "folder"]
+    df = fetch(cfg, tmp_path / "raw")
+    assert len(df) == 3 and set(df["speaker"]) == {"a", "b", "spk"}
+    assert sorted(df["split"]) == ["test", "test", "train"]
+    for bad in ([], ["folder", "mixed"], ["folder", "nope"]):
+        cfg.mixed.sources = bad
+        with pytest.raises(SourceError, match="mixed source"):
+            fetch(cfg, tmp_path / "raw")
+    cfg.mixed.sources = ["folder", "folder"]  # the same clips twice
+    with pytest.raises(SourceError, match="duplicate clip ids"):
+        fetch(cfg, tmp_path / "raw")
+
+
 def test_lrs2_official_lists(tmp_path):
     root = tmp_path / "lrs2"
     for e in ["5535415699068794046/00001", "5535415699068794046/00002", "6300370419826092098/00001",

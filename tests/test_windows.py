@@ -79,3 +79,30 @@ def test_fingerprint_changes_with_the_data(store):
     mel = np.load(store / "mels" / "a.npy")
     np.save(store / "mels" / "a.npy", mel + 1)  # a re-made mel: a checkpoint trained before must not be resumed
     assert make().fingerprint() != before
+
+
+def test_speaker_balance_gives_each_speaker_its_share(tmp_path):
+    from talkface.data.speaker_balance import SpeakerBalancedWindows
+
+    for cid, n in [("big1", 300), ("big2", 300), ("small", 30)]:  # speaker "big": 2 clips, "small": 1 short clip
+        _make_clip(tmp_path, cid, n)
+    speakers = {"big1": "big", "big2": "big", "small": "small"}
+    ids = ["big1", "big2", "small"]
+    plain = WindowDataset(tmp_path / "clips", tmp_path / "mels", ids, WindowConfig(), seed=0)
+    n = {s: sum(hi - lo + 1 for (lo, hi), c in zip(plain.valid, plain.clip_ids) if speakers[c] == s)
+         for s in ("big", "small")}
+    for power in (0.0, 0.5, 1.0):
+        ds = SpeakerBalancedWindows(tmp_path / "clips", tmp_path / "mels", ids, WindowConfig(), speakers, power)
+        want = n["small"] ** power / (n["small"] ** power + n["big"] ** power)
+        assert ds.speaker_shares()["small"] == pytest.approx(want)
+        drawn = [ds.locate(i) for i in range(3000)]
+        small = np.mean([ds.clip_ids[c] == "small" for c, _, _ in drawn])
+        assert abs(small - want) < 0.03, (power, small, want)
+        for c, f, _ in drawn:  # every start is a valid start of its clip
+            lo, hi = ds.valid[c]
+            assert lo <= f <= hi
+        item = ds[7]  # items are the plain dataset's items at the located window
+        assert (item["frames"][:, 0, 0, 0] * 255).round().long().tolist() == list(range(item["start"], item["start"] + 5))
+    assert ds.fingerprint() != plain.fingerprint()
+    with pytest.raises(ValueError, match="no speaker"):
+        SpeakerBalancedWindows(tmp_path / "clips", tmp_path / "mels", ids, WindowConfig(), {"big1": "big"}, 0.5)

@@ -47,6 +47,7 @@ from .data.prepare import CropConfig
 from .devices import DeviceUnavailable, resolve_device
 from .dubbing import DubError
 from .dubbing.adapt import AdaptConfig, adapt_generator
+from .dubbing.anchor import AnchorConfig, anchor_boxes, anchor_lines
 from .dubbing.generate import DubWindow, LipSync, PasteConfig, dub_windows
 from .dubbing.media_io import even_sides, mux, prefetch, read_pairs
 from .dubbing.silence import SilenceConfig, silent_frames
@@ -75,6 +76,7 @@ class DubConfig:
     reference_every: int = 125  # frames per reference segment: one identity reference window, G_S run once on it
     long_audio: str = "loop"  # audio longer than the video: loop | hold
     paste: PasteConfig = dataclasses.field(default_factory=PasteConfig)  # feathered ellipse, colour matched
+    anchor: AnchorConfig = dataclasses.field(default_factory=AnchorConfig)  # eye and mouth lines where G_L learnt them
     silence: SilenceConfig = dataclasses.field(default_factory=SilenceConfig)  # silent speech -> closed lips
     adapt: AdaptConfig = dataclasses.field(default_factory=AdaptConfig)  # per-video fine-tuning (`--adapt N`)
     detect_max_side: int = 1280  # frames are shrunk to this longer side for face detection (0 = full size)
@@ -182,6 +184,7 @@ class Dubber:
         self.detector = self._make_detector()
         self.progress = progress
         self.adapt_seconds = 0.0
+        self.stretch = 1.0  # the last video's box stretch (dubbing.anchor)
 
     @classmethod
     def from_checkpoints(cls, checkpoint: str | Path, silent_checkpoint=None, cfg: DubConfig | None = None,
@@ -233,7 +236,7 @@ class Dubber:
         size = self.detect_size(info)
         sx, sy = (info.width / size[0], info.height / size[1]) if size else (1.0, 1.0)
         small = dataclasses.replace(info, width=size[0], height=size[1]) if size else info
-        raws, t = [], 0
+        raws, lines, t = [], [], 0
         frames_iter = prefetch(iter_frames(video, self.fps, self.memory_plan(small)[0], info, size=size,
                                            threads=self.cfg.decode_threads, queue=self.cfg.decode_queue))
         from tqdm import tqdm
@@ -246,6 +249,7 @@ class Dubber:
                 frames = frames[: n_frames - t]
                 dets = self.detector.detect(np.ascontiguousarray(frames), start=t)
                 raws.append(np.array([d.box if d is not None else [np.nan] * 4 for d in dets], np.float32))
+                lines.append(np.array([anchor_lines(d.landmarks if d is not None else None) for d in dets]))
                 t += len(frames)
                 bar.update(len(frames))
                 if t >= n_frames:
@@ -255,8 +259,12 @@ class Dubber:
             bar.close()
         raw = np.concatenate(raws).reshape(-1, 4) * np.array([sx, sy, sx, sy], np.float32) if raws else \
             np.empty((0, 4), np.float32)
-        return track_all(raw, info.width, info.height, self.cfg.pads, self.cfg.smooth_window, self.cfg.smooth_method,
-                         self.cfg.max_gap)
+        boxes, mask = track_all(raw, info.width, info.height, self.cfg.pads, self.cfg.smooth_window,
+                                self.cfg.smooth_method, self.cfg.max_gap)
+        if raws:  # the generator's training geometry: one vertical stretch for the whole video (dubbing.anchor)
+            boxes, self.stretch = anchor_boxes(boxes, np.concatenate(lines).reshape(-1, 2) * sy, self.cfg.anchor,
+                                               info.height)
+        return boxes, mask
 
     def iter_dubbed(self, video: Path, info: MediaInfo, mel: np.ndarray, n_audio: int, stats: dict,
                     lips: LipSync | None = None, silent: np.ndarray | None = None,

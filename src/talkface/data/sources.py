@@ -14,6 +14,8 @@ Sources (`fetch.source`):
                from the corpus's official URLs (`fetch.grid.download: true`). Split by sentence or by speaker.
 - `hdtf`:      the public HDTF lists (`<subset>_video_url.txt`, `<subset>_annotion_time.txt`), downloaded and cut
                with yt-dlp into `data/raw/hdtf/<name>_<i>.mp4`.
+- `mixed`:     the rows of every source in `fetch.mixed.sources` (each configured by its own section), in one index:
+               GRID s1 plus a folder of other people (experiments/grid_real). Clip ids must not collide.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ class FolderSourceConfig:
     input: str = ""  # directory of videos
     extensions: list[str] = dataclasses.field(default_factory=lambda: list(VIDEO_EXTENSIONS))
     recursive: bool = True
+    speakers: dict[str, str] = dataclasses.field(default_factory=dict)  # file stem -> speaker (one person, many files)
+    splits: dict[str, str] = dataclasses.field(default_factory=dict)  # speaker -> train | val | test
+    default_split: str = ""  # split of speakers not in `splits`; "" = left to the crop stage (speaker-disjoint)
+
+
+@dataclasses.dataclass
+class MixedSourceConfig:
+    sources: list[str] = dataclasses.field(default_factory=list)  # e.g. [grid, folder]
 
 
 @dataclasses.dataclass
@@ -74,34 +84,46 @@ class FetchConfig:
     lrs2: LRS2SourceConfig = dataclasses.field(default_factory=LRS2SourceConfig)
     grid: GridSourceConfig = dataclasses.field(default_factory=GridSourceConfig)
     hdtf: HDTFSourceConfig = dataclasses.field(default_factory=HDTFSourceConfig)
+    mixed: MixedSourceConfig = dataclasses.field(default_factory=MixedSourceConfig)
 
 
-SOURCES = ("synthetic", "folder", "lrs2", "grid", "hdtf")
+SOURCES = ("synthetic", "folder", "lrs2", "grid", "hdtf", "mixed")
 
 
 def fetch(cfg: FetchConfig, raw_dir: str | Path) -> pd.DataFrame:
     """Run the configured source into raw_dir and write raw_dir/index.csv. Returns the index."""
     raw_dir = Path(raw_dir)
     raw_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.source == "synthetic":
-        from .synthetic import generate
-
-        df = generate(raw_dir, cfg.synthetic, cfg.workers)
-    elif cfg.source == "folder":
-        df = index_folder(cfg.folder)
-    elif cfg.source == "lrs2":
-        df = index_lrs2(cfg.lrs2)
-    elif cfg.source == "grid":
-        df = index_grid(cfg.grid)
-    elif cfg.source == "hdtf":
-        df = fetch_hdtf(cfg.hdtf, raw_dir)
+    if cfg.source == "mixed":
+        parts = cfg.mixed.sources
+        if not parts or "mixed" in parts or any(s not in SOURCES for s in parts):
+            raise SourceError(f"mixed source: fetch.mixed.sources must list sources among "
+                              f"{SOURCES[:-1]}, got {parts}")
+        df = pd.concat([normalise_index(_index(cfg, s, raw_dir), raw_dir) for s in parts], ignore_index=True)
     else:
-        raise SourceError(f"unknown fetch source {cfg.source!r}; choose one of {SOURCES}")
+        df = _index(cfg, cfg.source, raw_dir)
     df = _subset(normalise_index(df, raw_dir), cfg.max_clips, cfg.seed)
     if df.empty:
         raise SourceError(f"source {cfg.source!r} gave no clips")
     write_index(raw_dir / "index.csv", df)
     return df
+
+
+def _index(cfg: FetchConfig, source: str, raw_dir: Path) -> pd.DataFrame:
+    """The index rows of one (non-mixed) source."""
+    if source == "synthetic":
+        from .synthetic import generate
+
+        return generate(raw_dir, cfg.synthetic, cfg.workers)
+    if source == "folder":
+        return index_folder(cfg.folder)
+    if source == "lrs2":
+        return index_lrs2(cfg.lrs2)
+    if source == "grid":
+        return index_grid(cfg.grid)
+    if source == "hdtf":
+        return fetch_hdtf(cfg.hdtf, raw_dir)
+    raise SourceError(f"unknown fetch source {source!r}; choose one of {SOURCES}")
 
 
 def normalise_index(df: pd.DataFrame, raw_dir: Path) -> pd.DataFrame:
@@ -146,7 +168,12 @@ def _safe_id(text: str) -> str:
 
 
 def index_folder(cfg: FolderSourceConfig) -> pd.DataFrame:
-    """Index every video under cfg.input. A `<stem>.json` beside a video is taken as its sidecar."""
+    """Index every video under cfg.input. A `<stem>.json` beside a video is taken as its sidecar. Speaker: cfg.speakers
+    by file stem, else the parent folder's name (or the stem for videos lying flat in the folder); split: cfg.splits by
+    speaker, else cfg.default_split."""
+    bad = sorted({*cfg.splits.values(), cfg.default_split} - {"", "train", "val", "test"})
+    if bad:
+        raise SourceError(f"folder source: splits must be train, val or test, got {bad}")
     if not cfg.input:
         raise SourceError("folder source: set fetch.folder.input to a directory of videos")
     root = Path(cfg.input).expanduser()
@@ -162,9 +189,10 @@ def index_folder(cfg: FolderSourceConfig) -> pd.DataFrame:
         if clip_id in seen:  # talk.mp4 and talk.mov side by side
             clip_id = _safe_id(f"{clip_id}_{p.suffix.lstrip('.')}")
         seen.add(clip_id)
-        speaker = p.parent.name if len(rel.parts) > 1 else p.stem
+        speaker = cfg.speakers.get(p.stem, p.parent.name if len(rel.parts) > 1 else p.stem)
         sidecar = p.with_suffix(".json")
-        rows.append(dict(clip_id=clip_id, video=str(p.resolve()), speaker=speaker, split="",
+        rows.append(dict(clip_id=clip_id, video=str(p.resolve()), speaker=speaker,
+                         split=cfg.splits.get(speaker, cfg.default_split),
                          sidecar=str(sidecar.resolve()) if sidecar.is_file() else ""))
     if not rows:
         raise SourceError(f"folder source: no video ({', '.join(sorted(exts))}) under {root}")

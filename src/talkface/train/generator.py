@@ -77,8 +77,11 @@ class GeneratorTrainConfig:
     avhubert_path: str = ""  # AV-HuBERT checkpoint for the avhubert_* sync losses (none here: not available)
     avhubert_context: int = -1  # GT frames on each side of the window given to AV-HuBERT; -1 = the whole clip (P2)
     avhubert_max_frames: int = 250  # memory cap of the whole-clip context, frames around the window
+    speaker_power: float = 1.0  # [ours] training draws speaker s with p ~ (its windows)^power: 1 = every window alike
 
     def __post_init__(self) -> None:
+        if self.speaker_power < 0:
+            raise ValueError(f"speaker_power must be >= 0, got {self.speaker_power}")
         if self.audio_encoder not in ("syncnet", "avsyncnet", "joint"):
             raise ValueError(f"audio_encoder must be syncnet, avsyncnet or joint, got '{self.audio_encoder}'")
         if self.expert not in ("syncnet", "avsyncnet"):

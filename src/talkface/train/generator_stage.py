@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ..data.speaker_balance import SpeakerBalancedWindows
+from ..data.store import read_meta
 from ..data.windows import WindowDataset, has_silent, split_ids
 from ..metrics import write_metrics
 from ..models.generator_io import save_generator
@@ -43,8 +45,15 @@ def train_stage(stage: str, cfg: GeneratorTrainConfig, paths: TrainPaths, run: A
     train_ids, val_ids = split_ids(p.splits_dir, "train"), split_ids(p.splits_dir, "val")
     with_silent = has_silent(p.clips_dir, train_ids + val_ids)
     # two item streams: seed for training, seed + 1 for validation (the analysis stage looks at the latter too)
-    train_set = WindowDataset(p.clips_dir, p.mels_dir, train_ids, cfg.window, seed=cfg.loop.seed,
-                              with_silent=with_silent)
+    if cfg.speaker_power == 1.0:  # every window alike: the plain dataset
+        train_set = WindowDataset(p.clips_dir, p.mels_dir, train_ids, cfg.window, seed=cfg.loop.seed,
+                                  with_silent=with_silent)
+    else:
+        speakers = {c: str(read_meta(p.clips_dir, c)["speaker"]) for c in train_ids}
+        train_set = SpeakerBalancedWindows(p.clips_dir, p.mels_dir, train_ids, cfg.window, speakers,
+                                           cfg.speaker_power, seed=cfg.loop.seed, with_silent=with_silent)
+        shares = ", ".join(f"{k} {v:.2f}" for k, v in sorted(train_set.speaker_shares().items(), key=lambda kv: -kv[1]))
+        print(f"[train] {stage}: speaker shares of the draws (speaker_power {cfg.speaker_power:g}): {shares}")
     val_set = WindowDataset(p.clips_dir, p.mels_dir, val_ids, cfg.window, seed=cfg.loop.seed + 1,
                             with_silent=with_silent)
 
