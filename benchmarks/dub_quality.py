@@ -164,6 +164,8 @@ def main() -> None:
     ap.add_argument("--adapt-lr", type=float, default=None, help="dub.adapt.lr (default: AdaptConfig's)")
     ap.add_argument("--adapt-trainable", default=None, help="dub.adapt.trainable: all | output")
     ap.add_argument("--no-silence", action="store_true")
+    ap.add_argument("--reference", choices=["closed", "first"], default=None,
+                    help="dub.reference_pick (default: DubConfig's)")
     ap.add_argument("--no-anchor", action="store_true", help="dub.anchor.enabled false (boxes as detected)")
     ap.add_argument("--detail", type=float, default=None, help="dub.paste.detail_tolerance (default: DubConfig's)")
     ap.add_argument("--sharpen", type=float, default=None, help="dub.paste.sharpen (default: DubConfig's)")
@@ -178,6 +180,8 @@ def main() -> None:
         cfg.adapt.trainable = args.adapt_trainable
     cfg.silence.enabled = not args.no_silence
     cfg.anchor.enabled = not args.no_anchor
+    if args.reference is not None:
+        cfg.reference_pick = args.reference
     if args.detail is not None:
         cfg.paste.detail_tolerance = args.detail
     if args.sharpen is not None:
@@ -191,6 +195,7 @@ def main() -> None:
                        for v, a in UNSEEN_PAIRS[: args.unseen]]}
     report = {"checkpoint": str(ckpt), "adapt_steps": args.adapt, "adapt_lr": cfg.adapt.lr,
               "adapt_trainable": cfg.adapt.trainable, "silence": cfg.silence.enabled, "anchor": cfg.anchor.enabled,
+              "reference_pick": cfg.reference_pick,
               "detail_tolerance": cfg.paste.detail_tolerance, "sharpen": cfg.paste.sharpen,
               "seconds": args.seconds}
     with tempfile.TemporaryDirectory() as tmp:

@@ -312,3 +312,45 @@ def test_checkpoints_that_are_not_state_dicts_are_refused_in_one_line(media, che
         assert f"cannot use checkpoint {path}" in msg, msg
         assert ("refused" in msg) == (path == code), msg  # pickled code is refused, the rest is unreadable
     assert "this code ran" not in capsys.readouterr().out
+
+
+class OpeningDetector(FixedDetector):
+    """FixedDetector with 68 landmarks whose inner lips open by `gap[t]` pixels at frame t."""
+
+    def __init__(self, gap):
+        super().__init__()
+        self.gap = np.asarray(gap, np.float32)
+
+    def detect(self, frames, start=0):
+        out = []
+        for i in range(len(frames)):
+            t = start + i
+            lm = np.tile(self.box[:2] + 50.0 + t, (68, 1)).astype(np.float32)
+            lm[36:42, 0] -= 20  # the eyes 40 px apart (inter-ocular distance)
+            lm[42:48, 0] += 20
+            lm[65:68, 1] += self.gap[t]  # inner lower lip below the inner upper lip (61-63)
+            out.append(Detection(self.box + t, 1.0, lm))
+        return out
+
+
+def test_reference_is_the_segments_most_closed_window(media, monkeypatch):
+    from talkface.dubbing import generate
+    from talkface.faces.crop import crop_frames
+    from talkface.media.decode import read_frames
+
+    gap = np.full(15, 20.0)
+    gap[7:12] = 2.0  # frames 7-11 nearly closed
+    seen = []
+    real_reference = generate.LipSync.reference
+    monkeypatch.setattr(generate.LipSync, "reference",
+                        lambda self, crops: seen.append(crops.copy()) or real_reference(self, crops))
+    for pick, want_start in (("closed", 7), ("first", 0)):
+        seen.clear()
+        d = _dubber(DubConfig(detector="haar", reference_pick=pick))
+        d.detector = OpeningDetector(gap)
+        _, _, boxes, _, stats, n = _run(d, media["plain"], media["speech"])
+        frames = read_frames(media["plain"], 25)
+        assert len(seen) == 1 and stats["references"] == 1
+        assert d.openings[8] == pytest.approx(2.0 / 40)
+        np.testing.assert_array_equal(seen[0][0], crop_frames(frames[want_start: want_start + 5],
+                                                              boxes[want_start: want_start + 5], 96))

@@ -336,3 +336,26 @@ def test_training_lines_reads_the_store(tmp_path):
         np.save(d / "landmarks.npy", lm)
         np.save(d / "frames.npy", np.zeros((4, 96, 96, 3), np.uint8))
     assert training_lines(tmp_path) == pytest.approx((31 / 96, 67 / 96))
+
+
+def test_closed_windows_pick_the_most_closed_mouth_per_segment():
+    from talkface.dubbing.reference import closed_windows, source_index
+
+    assert source_index(np.arange(7), 5, "loop").tolist() == [0, 1, 2, 3, 4, 0, 1]
+    assert source_index(np.arange(7), 5, "hold").tolist() == [0, 1, 2, 3, 4, 4, 4]
+    openings = np.full(40, 0.3)
+    openings[6:9] = 0.05   # segment 0 (frames 0-19): windows of 3 starting at 6 are the most closed
+    openings[30:33] = 0.01  # segment 1
+    openings[31] = np.nan   # ... but frame 31 has no landmarks: no window may use it
+    openings[24:27] = 0.1
+    boxes = np.zeros((40, 4), np.float32)
+    picks = closed_windows(openings, boxes, n_out=40, every=20, k=3, long_audio="loop")
+    assert picks == {0: 6, 1: 24}
+    boxes[6] = np.nan  # no face at frame 6: the best window left is 7-9 (0.05, 0.05, 0.3)
+    assert closed_windows(openings, boxes, 40, 20, 3, "loop")[0] == 7
+    # audio longer than the video (loop): segment 2 shows source frames 0-19 again
+    picks = closed_windows(openings[:20], np.zeros((20, 4)), n_out=60, every=20, k=3, long_audio="loop")
+    assert picks == {0: 6, 1: 6, 2: 6}
+    # hold: segment 1 shows only the last frame, which makes no window of 3
+    assert closed_windows(openings[:20], np.zeros((20, 4)), 40, 20, 3, "hold") == {0: 6}
+    assert closed_windows(np.full(10, np.nan), np.zeros((10, 4)), 10, 5, 3, "loop") == {}

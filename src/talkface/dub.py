@@ -50,6 +50,7 @@ from .dubbing.adapt import AdaptConfig, adapt_generator
 from .dubbing.anchor import AnchorConfig, anchor_boxes, anchor_lines
 from .dubbing.generate import DubWindow, LipSync, PasteConfig, dub_windows
 from .dubbing.media_io import even_sides, mux, prefetch, read_pairs
+from .dubbing.reference import closed_windows, reference_crops
 from .dubbing.silence import SilenceConfig, silent_frames
 from .dubbing.timeline import output_timeline
 from .dubbing.tracking import track_all
@@ -57,6 +58,7 @@ from .faces.detect import DetectorConfig, make_detector, resolve_detector
 from .media.decode import iter_frames, read_audio
 from .media.encode import write_video
 from .media.probe import NO_AUDIO, NO_VIDEO, MediaError, MediaInfo, probe
+from .metrics.mouth import mouth_opening
 from .model_inputs import WindowConfig
 
 NO_CHECKPOINT = "no generator checkpoint: run `dvc repro` first or pass --checkpoint"
@@ -74,6 +76,7 @@ class DubConfig:
     batch_size: int = 16  # G_L windows (of k frames) per forward pass
     chunk_frames: int = 32  # frames decoded at a time
     reference_every: int = 125  # frames per reference segment: one identity reference window, G_S run once on it
+    reference_pick: str = "closed"  # closed: the segment's window with the most closed mouth (landmarks) | first
     long_audio: str = "loop"  # audio longer than the video: loop | hold
     paste: PasteConfig = dataclasses.field(default_factory=PasteConfig)  # feathered ellipse, colour matched
     anchor: AnchorConfig = dataclasses.field(default_factory=AnchorConfig)  # eye and mouth lines where G_L learnt them
@@ -175,6 +178,8 @@ class Dubber:
         self.cfg = cfg or DubConfig()
         if self.cfg.long_audio not in ("loop", "hold"):
             raise DubError(f"long_audio must be 'loop' or 'hold', got {self.cfg.long_audio!r}")
+        if self.cfg.reference_pick not in ("closed", "first"):
+            raise DubError(f"reference_pick must be 'closed' or 'first', got {self.cfg.reference_pick!r}")
         self.device = torch.device(device)
         try:
             self.lips = LipSync(g_l, g_s, self.cfg.window, self.cfg.mel, self.device, self.cfg.amp)
@@ -185,6 +190,7 @@ class Dubber:
         self.progress = progress
         self.adapt_seconds = 0.0
         self.stretch = 1.0  # the last video's box stretch (dubbing.anchor)
+        self.openings = np.empty(0)  # the last face pass's mouth opening per frame (NaN: no landmarks)
 
     @classmethod
     def from_checkpoints(cls, checkpoint: str | Path, silent_checkpoint=None, cfg: DubConfig | None = None,
@@ -236,7 +242,7 @@ class Dubber:
         size = self.detect_size(info)
         sx, sy = (info.width / size[0], info.height / size[1]) if size else (1.0, 1.0)
         small = dataclasses.replace(info, width=size[0], height=size[1]) if size else info
-        raws, lines, t = [], [], 0
+        raws, lines, openings, t = [], [], [], 0
         frames_iter = prefetch(iter_frames(video, self.fps, self.memory_plan(small)[0], info, size=size,
                                            threads=self.cfg.decode_threads, queue=self.cfg.decode_queue))
         from tqdm import tqdm
@@ -250,6 +256,8 @@ class Dubber:
                 dets = self.detector.detect(np.ascontiguousarray(frames), start=t)
                 raws.append(np.array([d.box if d is not None else [np.nan] * 4 for d in dets], np.float32))
                 lines.append(np.array([anchor_lines(d.landmarks if d is not None else None) for d in dets]))
+                openings.append([mouth_opening(d.landmarks[None])[0] if d is not None and d.landmarks is not None
+                                 else np.nan for d in dets])
                 t += len(frames)
                 bar.update(len(frames))
                 if t >= n_frames:
@@ -261,6 +269,7 @@ class Dubber:
             np.empty((0, 4), np.float32)
         boxes, mask = track_all(raw, info.width, info.height, self.cfg.pads, self.cfg.smooth_window,
                                 self.cfg.smooth_method, self.cfg.max_gap)
+        self.openings = np.concatenate([np.asarray(o, np.float64) for o in openings]) if openings else np.empty(0)
         if raws:  # the generator's training geometry: one vertical stretch for the whole video (dubbing.anchor)
             boxes, self.stretch = anchor_boxes(boxes, np.concatenate(lines).reshape(-1, 2) * sy, self.cfg.anchor,
                                                info.height)
@@ -277,6 +286,11 @@ class Dubber:
         lips = lips or self.lips
         boxes, mask = self.detect_track(video, info, n_audio + self.track_lag())
         chunk_frames, batch_windows = self.memory_plan(info)
+        ref_crops = {}
+        if cfg.reference_pick == "closed":  # the most closed mouth of each segment (dubbing.reference)
+            picks = closed_windows(self.openings, boxes, n_audio, cfg.reference_every, k, cfg.long_audio)
+            ref_crops = reference_crops(video, info, self.fps, picks, boxes, k, lips.size, self.detect_size(info),
+                                        cfg.decode_threads, cfg.decode_queue)
         stats.update(dubbed=0, references=0)
         window: DubWindow | None = None
         batch: list[DubWindow] = []
@@ -286,7 +300,7 @@ class Dubber:
             todo = list(batch)
             batch.clear()
             yield from dub_windows(lips, todo, mel, ref_cache, stats, cfg.reference_every, cfg.paste, silent,
-                                   keep_source)
+                                   keep_source, ref_crops)
 
         t = 0  # global index of the next output frame
         for frames, source in output_timeline(video, info, n_audio, stats, self.fps, chunk_frames, cfg.long_audio,

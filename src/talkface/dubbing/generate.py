@@ -116,13 +116,14 @@ class LipSync:
 
 def dub_windows(lips: LipSync, batch: list[DubWindow], mel: np.ndarray, ref_cache: dict, stats: dict,
                 reference_every: int, paste_cfg: PasteConfig, silent: np.ndarray | None = None,
-                keep_source: bool = True) -> Iterator[tuple]:
+                keep_source: bool = True, ref_crops: dict[int, np.ndarray] | None = None) -> Iterator[tuple]:
     """Run G_S (new reference segments) and G_L on a batch of windows; paste. Yields (out [1, H, W, 3], input
     [1, H, W, 3] or None, box [1, 4], dubbed [1]) one frame at a time. The generated mouth is pasted into the decoded
     frame itself (a copy only of read-only frames), and each window lets go of its frames once yielded: at 4K a frame
     is 25 MB, so no window is stacked or copied whole. `keep_source`: also yield the input frame (a copy of the
     dubbed ones, made before pasting); off in `talkface dub`. `silent`: bool per output frame, the frames whose speech
-    is silent (closed lips)."""
+    is silent (closed lips). `ref_crops`: {segment: uint8 [k, S, S, 3]}, the reference window of those segments
+    (dubbing.reference); other segments take their first window with a face."""
     todo = [w for w in batch if w.dub[: w.n].any()]
     for w in todo:  # frames without a final box (no face): borrow the nearest box of the window
         have = ~np.isnan(w.boxes).any(axis=1)
@@ -133,12 +134,12 @@ def dub_windows(lips: LipSync, batch: list[DubWindow], mel: np.ndarray, ref_cach
         w.crops = crop_frames(w.frames, w.boxes, lips.size)  # frame by frame: no stacked copy of full frames
     generated = {}
     if todo:
-        # one reference window per segment: the segment's first window with a face
+        # one reference window per segment: the picked one, else the segment's first window with a face
         new = {}
         for w in todo:
             seg = reference_segment(w.start, reference_every)
             if seg not in ref_cache and seg not in new:
-                new[seg] = w.crops
+                new[seg] = ref_crops[seg] if ref_crops and seg in ref_crops else w.crops
         if new:
             refs = lips.reference(np.stack(list(new.values())))
             oldest = min(reference_segment(w.start, reference_every) for w in todo)
