@@ -166,7 +166,7 @@ def main() -> None:
     ap.add_argument("--no-silence", action="store_true")
     ap.add_argument("--reference", choices=["closed", "first"], default=None,
                     help="dub.reference_pick (default: DubConfig's)")
-    ap.add_argument("--no-anchor", action="store_true", help="dub.anchor.enabled false (boxes as detected)")
+    ap.add_argument("--anchor", action="store_true", help="dub.anchor.enabled true (one vertical box stretch per video)")
     ap.add_argument("--detail", type=float, default=None, help="dub.paste.detail_tolerance (default: DubConfig's)")
     ap.add_argument("--sharpen", type=float, default=None, help="dub.paste.sharpen (default: DubConfig's)")
     ap.add_argument("--out", type=Path, default=None, help="JSON of every pair and the means")
@@ -179,7 +179,7 @@ def main() -> None:
     if args.adapt_trainable is not None:
         cfg.adapt.trainable = args.adapt_trainable
     cfg.silence.enabled = not args.no_silence
-    cfg.anchor.enabled = not args.no_anchor
+    cfg.anchor.enabled = args.anchor
     if args.reference is not None:
         cfg.reference_pick = args.reference
     if args.detail is not None:

@@ -26,7 +26,7 @@ MOUTH_CORNERS = [48, 54]  # the corners move less with the opening than the lips
 
 @dataclasses.dataclass
 class AnchorConfig:
-    enabled: bool = True
+    enabled: bool = False  # measured: no gain on unseen faces (docs/dubbing.md); the ghost lip line has another cause
     eye_y: float = 0.321  # eye line (mean y of landmarks 36-47) in the generator's training crops, share of the side
     mouth_y: float = 0.691  # mouth-corner line (mean y of landmarks 48 and 54) there
     max_stretch: float = 1.25  # the box height changes by at most this factor (either way)
