@@ -303,7 +303,7 @@ def test_anchor_lines_and_stretch_known_answer():
     # a 200-px box from y=100: eye at 0.15, mouth at 0.45 of the box; the training crops have them at 0.3 / 0.7
     boxes = np.tile(np.array([[50, 100, 250, 300]], np.float32), (6, 1))
     lines = np.tile(np.array([[130.0, 190.0]], np.float32), (6, 1))
-    cfg = AnchorConfig(eye_y=0.3, mouth_y=0.7, max_stretch=2.0, min_frames=5)
+    cfg = AnchorConfig(enabled=True, eye_y=0.3, mouth_y=0.7, max_stretch=2.0, min_frames=5)
     out, stretch = anchor_boxes(boxes, lines, cfg, height=1000)
     assert stretch == pytest.approx(0.75)  # (0.45 - 0.15) / (0.7 - 0.3)
     h = out[0, 3] - out[0, 1]
@@ -311,7 +311,7 @@ def test_anchor_lines_and_stretch_known_answer():
     assert (190 - out[0, 1]) / h == pytest.approx(0.7)
     assert (out[:, [0, 2]] == boxes[:, [0, 2]]).all()  # horizontally untouched
     # clamped stretch, kept inside the frame, off, too few frames, no-face rows stay NaN
-    _, s = anchor_boxes(boxes, lines, AnchorConfig(eye_y=0.3, mouth_y=0.7, max_stretch=1.1), height=1000)
+    _, s = anchor_boxes(boxes, lines, AnchorConfig(True, eye_y=0.3, mouth_y=0.7, max_stretch=1.1), height=1000)
     assert s == pytest.approx(1 / 1.1)
     top, _ = anchor_boxes(boxes, lines - 100, cfg, height=1000)
     assert top[0, 1] == 0
