@@ -351,6 +351,8 @@ def main() -> None:
     ap.add_argument("--no-speed", action="store_true", help="skip the speed comparison (only --grid / --peak-rss)")
     ap.add_argument("--generator-only", action="store_true", help="only the generator-only comparison")
     ap.add_argument("--grid", type=Path, help="also save a before/after frame grid PNG of a real sample here")
+    ap.add_argument("--grid-video", type=Path, default=None, help="video of --grid (default: vrt_face_2.mp4)")
+    ap.add_argument("--grid-audio", type=Path, default=None, help="speech of --grid (default: vrt_audio_1.wav)")
     ap.add_argument("--devices", default="auto", help="comma list: cpu,cuda (auto = cpu, plus cuda when present)")
     ap.add_argument("--json", type=Path, help="write the figures here too")
     args = ap.parse_args()
@@ -412,9 +414,9 @@ def main() -> None:
                       f"generator {g_w2l:.1f} frames/s | ratio ours/Wav2Lip: end-to-end {row['e2e_ratio']:.2f}, "
                       f"generator {row['generator_ratio']:.2f}", flush=True)
         if args.grid:
-            print(f"[grid] {args.grid}: " + before_after_grid(args.samples_dir / "vrt_face_2.mp4",
-                                                              args.samples_dir / "vrt_audio_1.wav", args.grid,
-                                                              args.checkpoint))
+            video = args.grid_video or args.samples_dir / "vrt_face_2.mp4"
+            audio = args.grid_audio or args.samples_dir / "vrt_audio_1.wav"
+            print(f"[grid] {args.grid}: " + before_after_grid(video, audio, args.grid, args.checkpoint))
         if args.peak_rss:
             report["peak_rss"] = []
             for size in args.rss_size:
