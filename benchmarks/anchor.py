@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from talkface.dubbing.anchor import AnchorConfig, anchor_boxes, anchor_lines, training_lines  # noqa: E402
 from talkface.dubbing.tracking import track_all  # noqa: E402
 from talkface.faces.detect import DetectorConfig, make_detector  # noqa: E402
+from talkface.faces.track import detections_to_arrays  # noqa: E402
 from talkface.media.decode import read_frames  # noqa: E402
 from talkface.media.probe import probe  # noqa: E402
 
@@ -40,8 +41,8 @@ def main() -> None:
         info = probe(video)
         frames = read_frames(video, 25, duration=args.seconds)
         dets = det.detect(frames, start=0)
-        raw = np.array([d.box if d is not None else [np.nan] * 4 for d in dets], np.float32)
-        lines = np.array([anchor_lines(d.landmarks if d is not None else None) for d in dets])
+        raw, lms = detections_to_arrays(dets)
+        lines = anchor_lines(lms)
         boxes, _ = track_all(raw, info.width, info.height, [0.0, 0.1, 0.0, 0.0], 5, "mean", 5)
         ok = np.isfinite(boxes).all(axis=1) & np.isfinite(lines).all(axis=1)
         h = boxes[ok, 3] - boxes[ok, 1]

@@ -55,6 +55,7 @@ from .dubbing.silence import SilenceConfig, silent_frames
 from .dubbing.timeline import output_timeline
 from .dubbing.tracking import track_all
 from .faces.detect import DetectorConfig, make_detector, resolve_detector
+from .faces.track import detections_to_arrays
 from .media.decode import iter_frames, read_audio
 from .media.encode import write_video
 from .media.probe import NO_AUDIO, NO_VIDEO, MediaError, MediaInfo, probe
@@ -189,7 +190,6 @@ class Dubber:
         self.detector = self._make_detector()
         self.progress = progress
         self.adapt_seconds = 0.0
-        self.stretch = 1.0  # the last video's box stretch (dubbing.anchor)
         self.openings = np.empty(0)  # the last face pass's mouth opening per frame (NaN: no landmarks)
 
     @classmethod
@@ -253,11 +253,10 @@ class Dubber:
         try:
             for frames in frames_iter:
                 frames = frames[: n_frames - t]
-                dets = self.detector.detect(np.ascontiguousarray(frames), start=t)
-                raws.append(np.array([d.box if d is not None else [np.nan] * 4 for d in dets], np.float32))
-                lines.append(np.array([anchor_lines(d.landmarks if d is not None else None) for d in dets]))
-                openings.append([mouth_opening(d.landmarks[None])[0] if d is not None and d.landmarks is not None
-                                 else np.nan for d in dets])
+                raw, lms = detections_to_arrays(self.detector.detect(np.ascontiguousarray(frames), start=t))
+                raws.append(raw)
+                lines.append(anchor_lines(lms))
+                openings.append(mouth_opening(lms))
                 t += len(frames)
                 bar.update(len(frames))
                 if t >= n_frames:
@@ -269,10 +268,9 @@ class Dubber:
             np.empty((0, 4), np.float32)
         boxes, mask = track_all(raw, info.width, info.height, self.cfg.pads, self.cfg.smooth_window,
                                 self.cfg.smooth_method, self.cfg.max_gap)
-        self.openings = np.concatenate([np.asarray(o, np.float64) for o in openings]) if openings else np.empty(0)
+        self.openings = np.concatenate(openings) if openings else np.empty(0)
         if raws:  # the generator's training geometry: one vertical stretch for the whole video (dubbing.anchor)
-            boxes, self.stretch = anchor_boxes(boxes, np.concatenate(lines).reshape(-1, 2) * sy, self.cfg.anchor,
-                                               info.height)
+            boxes, _ = anchor_boxes(boxes, np.concatenate(lines) * sy, self.cfg.anchor, info.height)
         return boxes, mask
 
     def iter_dubbed(self, video: Path, info: MediaInfo, mel: np.ndarray, n_audio: int, stats: dict,

@@ -40,11 +40,12 @@ class AnchorConfig:
 
 
 def anchor_lines(landmarks: np.ndarray | None) -> np.ndarray:
-    """float32 [2]: (eye line y, mouth-corner line y) of one face's 68 landmarks [68, 2]; NaN without landmarks."""
+    """float32 [..., 2]: (eye line y, mouth-corner line y) of 68 landmarks [..., 68, 2] (NaN landmarks give NaN);
+    NaN [2] for None (no landmarks)."""
     if landmarks is None:
         return np.full(2, np.nan, np.float32)
     lm = np.asarray(landmarks, np.float32)
-    return np.array([lm[EYES, 1].mean(), lm[MOUTH_CORNERS, 1].mean()], np.float32)
+    return np.stack([lm[..., EYES, 1].mean(axis=-1), lm[..., MOUTH_CORNERS, 1].mean(axis=-1)], axis=-1)
 
 
 def anchor_boxes(boxes: np.ndarray, lines: np.ndarray, cfg: AnchorConfig, height: int) -> tuple[np.ndarray, float]:
@@ -81,7 +82,7 @@ def training_lines(clips_dir, clip_ids: list[str] | None = None) -> tuple[float,
     for cid in ids:
         lm = np.load(root / cid / "landmarks.npy", mmap_mode="r")
         side = float(np.load(root / cid / "frames.npy", mmap_mode="r").shape[1])
-        lines = np.array([anchor_lines(f) for f in lm])
+        lines = anchor_lines(lm)
         lines = lines[np.isfinite(lines).all(axis=1)]
         if len(lines):
             eyes.append(np.median(lines[:, 0] + 0.5) / side)  # pixel centres (cv2.resize's convention)
