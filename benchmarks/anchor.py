@@ -35,7 +35,7 @@ def main() -> None:
     eye, mouth = training_lines(args.clips)
     print(f"{args.clips}: eye line {eye:.3f}, mouth-corner line {mouth:.3f} of the crop side "
           f"(dub.anchor.eye_y / mouth_y)")
-    cfg = AnchorConfig(eye_y=eye, mouth_y=mouth)
+    cfg = AnchorConfig(enabled=True, eye_y=eye, mouth_y=mouth)  # the stretch it would apply if switched on
     det = make_detector("dlib", DetectorConfig())
     for video in sorted(args.videos.glob("*.mp4")):
         info = probe(video)
