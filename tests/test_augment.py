@@ -1,10 +1,12 @@
 """Geometric transforms do what they claim: exact pixel shifts, identity at 0, rotation direction, shear about the
 centre row, one transform per window; the random training augmentation is off at prob 0 and resumable by seed."""
 
+import math
+
 import pytest
 import torch
 
-from talkface.augment import AugmentConfig, random_augment, rotate, shear, shift
+from talkface.augment import AppearanceConfig, AugmentConfig, random_appearance, random_augment, rotate, shear, shift
 
 
 def _frames(b=2, k=3, s=17, seed=0):
@@ -92,3 +94,43 @@ def test_bad_input_is_a_clear_error():
         AugmentConfig(padding="wrap")
     with pytest.raises(ValueError, match="frames"):
         shift(torch.rand(2, 3, 8, 9), 1.0)
+
+
+def test_random_appearance_off_draws_nothing_and_returns_the_inputs():
+    images = [torch.rand(2, 5, 3, 8, 8), torch.rand(2, 5, 3, 8, 8)]
+    torch.manual_seed(3)
+    state = torch.get_rng_state()
+    out = random_appearance(images, AppearanceConfig(prob=0.0, flip=0.0))
+    assert all(o is i for o, i in zip(out, images))
+    assert torch.equal(torch.get_rng_state(), state)  # a run with it off draws what it drew before the option existed
+
+
+def test_random_appearance_is_one_draw_per_window_for_all_images():
+    torch.manual_seed(0)
+    target = torch.rand(3, 5, 3, 8, 8) * 0.6 + 0.1  # x gain <= 0.7 x e^0.3 < 1: no clamping
+    pose = target.clone()
+    pose[..., 4:, :] = 0.0  # the masked lower half of the pose input
+    reference = torch.rand(3, 5, 3, 8, 8) * 0.6 + 0.1
+    g = torch.Generator().manual_seed(1)
+    out_t, out_p, out_r = random_appearance([target, pose, reference], AppearanceConfig(prob=1.0, gain=0.3,
+                                                                                      gamma=0.0, flip=0.0), g)
+    gain = out_t / target  # gamma 0: a pure per-window, per-channel gain (no clamping at these values)
+    assert torch.allclose(gain, gain[:, :1, :, :1, :1].expand_as(gain), atol=1e-5)  # one gain per window and channel
+    assert torch.allclose(out_r, (reference * gain[:, :1, :, :1, :1]).clamp(0, 1), atol=1e-6)  # the same for the ref
+    assert torch.equal(out_p[..., 4:, :], pose[..., 4:, :])  # black stays black
+    assert not torch.allclose(gain[0, 0, :, 0, 0], gain[1, 0, :, 0, 0])  # windows differ
+    assert float(gain.min()) >= math.exp(-0.3) - 1e-5 and float(gain.max()) <= math.exp(0.3) + 1e-5
+
+
+def test_random_appearance_mirror_and_gamma():
+    x = torch.rand(2, 5, 3, 8, 8)
+    (mirrored,) = random_appearance([x], AppearanceConfig(prob=0.0, flip=1.0))
+    assert torch.equal(mirrored, x.flip(-1))
+    (gam,) = random_appearance([x], AppearanceConfig(prob=1.0, gain=0.0, gamma=0.5, flip=0.0))
+    e = torch.log(gam[:, 0, 0, 0, 0]) / torch.log(x[:, 0, 0, 0, 0])  # x^e per window
+    assert torch.allclose(gam, x ** e.reshape(2, 1, 1, 1, 1), atol=1e-5)
+    assert float(e.min()) >= math.exp(-0.5) - 1e-4 and float(e.max()) <= math.exp(0.5) + 1e-4
+    with pytest.raises(ValueError, match="appearance"):
+        AppearanceConfig(prob=1.5)
+    with pytest.raises(ValueError, match="appearance"):
+        random_appearance([torch.rand(2, 3, 8, 8)], AppearanceConfig(prob=1.0))

@@ -249,6 +249,46 @@ def test_residual_blend_changes_the_reference():
         Generator(GeneratorConfig(face_size=s, width=4, max_width=32, blend_mode="add"), AudioEncoder(width=4))
 
 
+def test_warp_by_flow_moves_content_by_known_pixels():
+    from talkface.models.generator import warp_by_flow
+
+    x = torch.rand(2, 3, 8, 8)
+    flow = torch.zeros(2, 2, 8, 8)
+    assert torch.allclose(warp_by_flow(x, flow, 1), x, atol=1e-6)  # zero flow: the image itself
+    flow[:, 0] = 2 / 8  # sample one pixel to the right: content moves one pixel left
+    assert torch.allclose(warp_by_flow(x, flow, 5)[..., :7], x[..., 1:], atol=1e-6)  # a constant flow survives the box
+    flow = torch.zeros(2, 2, 8, 8)
+    flow[:, 1] = -2 / 8  # sample one row up: content moves one row down
+    assert torch.allclose(warp_by_flow(x, flow, 1)[..., 1:, :], x[..., :7, :], atol=1e-6)
+    spike = torch.zeros(1, 2, 9, 9)
+    spike[0, 0, 4, 4] = 9.0
+    smoothed = F.avg_pool2d(spike, 3, stride=1, padding=1, count_include_pad=False)
+    assert float(smoothed[0, 0, 4, 4]) == pytest.approx(1.0) and float(smoothed[0, 0, 3, 3]) == pytest.approx(1.0)
+
+
+def test_warp_blend_moves_the_reference_then_changes_it():
+    """blend_mode warp: warp(reference, flow) + alpha * tanh(change); untrained it is the reference exactly."""
+    import math
+
+    torch.manual_seed(0)
+    s = 64
+    cfg = GeneratorConfig(face_size=s, width=4, max_width=32, reference_blend=True, blend_mode="warp",
+                          flow_max=0.1, flow_smooth=3, paint_ellipse=[0.5, 0.75, 0.25, 0.15], paint_feather=0.5)
+    gen = Generator(cfg, AudioEncoder(width=4), freeze_audio=False).eval()
+    assert gen.output[1].out_channels == 6  # change (3), alpha, flow (x, y)
+    pose, ident, mels = torch.rand(1, 5, 3, s, s), torch.rand(1, 5, 3, s, s), torch.randn(1, 5, 1, 80, 16)
+    with torch.no_grad():
+        assert torch.allclose(gen(pose, ident, mels), ident, atol=1e-6)  # zero flow, zero change
+        gen.output[1].bias[4].fill_(math.atanh((2 / s) / cfg.flow_max))  # flow x = one pixel everywhere
+        out = gen(pose, ident, mels)
+    assert torch.allclose(out[..., :-1], ident[..., 1:], atol=1e-5)  # the reference moved one pixel left, unchanged
+    with pytest.raises(ValueError, match="reference_blend"):
+        Generator(GeneratorConfig(face_size=s, width=4, max_width=32, blend_mode="warp"), AudioEncoder(width=4))
+    with pytest.raises(ValueError, match="flow_smooth"):
+        Generator(GeneratorConfig(face_size=s, width=4, max_width=32, reference_blend=True, blend_mode="warp",
+                                  flow_smooth=4), AudioEncoder(width=4))
+
+
 def test_checkpoint_without_reference_blend_loads_as_plain(tmp_path):
     from talkface.models.generator_io import joint_audio_spec, load_generator, save_generator
 

@@ -1,5 +1,6 @@
 """Geometric transforms of face windows: horizontal shift, shear, rotation (P1 Fig. B / Fig. 6), and the random
-training augmentation of the sync experts built from them.
+training augmentation of the sync experts built from them; `random_appearance`, the generators' colour and mirror
+augmentation [ours].
 
 All transforms take frames `[B,k,3,S,S]` (or `[B,3,S,S]`) in [0,1] and a magnitude per window (a float, or a tensor
 `[B]`); the k frames of a window get the same transform, so the motion between frames is untouched. They resample
@@ -146,5 +147,55 @@ def random_augment(frames: torch.Tensor, cfg: AugmentConfig, generator: torch.Ge
     return warp(frames, sampling, cfg.padding)
 
 
-__all__ = ["AugmentConfig", "PADDINGS", "TRANSFORMS", "random_augment", "rotate", "rotation_matrix", "shear",
+@dataclasses.dataclass
+class AppearanceConfig:
+    """[ours] Random appearance of a generator's training window: per-channel colour gains, a gamma and a horizontal
+    mirror, one draw per window shared by all its images (target, pose input, identity reference), so the task is
+    unchanged while the face it is posed on changes. Trained on one speaker (GRID s1), G otherwise learns that face's
+    colours and its left-right lip shape and paints them on everyone. Gains and gamma keep black black, so the pose
+    input's masked half stays exactly zero."""
+
+    prob: float = 0.0     # chance that a window's colours are changed; 0 = off (and nothing is drawn)
+    gain: float = 0.3     # per-channel gain exp(u), u uniform in [-gain, gain]
+    gamma: float = 0.3    # x^exp(u), u uniform in [-gamma, gamma]
+    flip: float = 0.0     # chance of a horizontal mirror (drawn on its own)
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.prob <= 1.0 and 0.0 <= self.flip <= 1.0):
+            raise ValueError(f"appearance.prob and appearance.flip must be in [0, 1], got {self.prob}, {self.flip}")
+        if min(self.gain, self.gamma) < 0:
+            raise ValueError(f"appearance.gain and appearance.gamma must be >= 0, got {self.gain}, {self.gamma}")
+
+
+def random_appearance(images: list[torch.Tensor], cfg: AppearanceConfig,
+                      generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """images: tensors [B,k,3,S,S] in [0,1] of the same windows -> the same list with window b's colours changed
+    (clamp(x^gamma_b x gain_b,c)) and mirrored alike in every tensor. Off (prob = flip = 0): the inputs, and no draw
+    from the RNG (torch's global one by default, which the training loop checkpoints)."""
+    if cfg.prob <= 0 and cfg.flip <= 0:
+        return images
+    b = images[0].shape[0]
+    for x in images:
+        if x.dim() != 5 or x.shape[0] != b or x.shape[2] != 3:
+            raise ValueError(f"random_appearance: expected tensors [B={b},k,3,S,S], got {list(x.shape)}")
+
+    def uniform(limit: float, *shape: int) -> torch.Tensor:
+        return (2 * torch.rand(b, *shape, generator=generator) - 1) * limit
+
+    recolour = torch.rand(b, generator=generator) < cfg.prob
+    gains = torch.where(recolour[:, None], uniform(cfg.gain, 3).exp(), torch.ones(b, 3))
+    gammas = torch.where(recolour, uniform(cfg.gamma).exp(), torch.ones(b))
+    mirror = torch.rand(b, generator=generator) < cfg.flip
+    out = []
+    for x in images:
+        dev = x.device
+        g = gains.to(dev, x.dtype).reshape(b, 1, 3, 1, 1)
+        e = gammas.to(dev, x.dtype).reshape(b, 1, 1, 1, 1)
+        y = (x.clamp(0.0, 1.0) ** e * g).clamp(0.0, 1.0)
+        y = torch.where(recolour.to(dev).reshape(b, 1, 1, 1, 1), y, x)
+        out.append(torch.where(mirror.to(dev).reshape(b, 1, 1, 1, 1), y.flip(-1), y))
+    return out
+
+
+__all__ = ["AppearanceConfig", "AugmentConfig", "PADDINGS", "TRANSFORMS", "random_appearance", "random_augment", "rotate", "rotation_matrix", "shear",
            "shear_matrix", "shift", "shift_matrix", "warp"]

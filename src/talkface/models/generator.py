@@ -25,6 +25,11 @@ Frames are folded into the batch (B*k), as in Wav2Lip. Layout:
   tanh(head), so inside the paint region the mouth is the reference's own lips and skin, changed (opened, closed) by the
   model; a generator trained on one face then does not paint that face's colours onto another (clamped to [0, 1]
   outside training, where an unclamped output keeps the gradient at the bounds).
+- [ours] `blend_mode: warp` moves the reference's own pixels before changing them: the head also gives a 2-channel
+  flow (at most `flow_max` in grid_sample's [-1, 1] units, box-smoothed over `flow_smooth` pixels so that it bends
+  the face rather than scattering it), the reference is resampled along it, and the residual change is added on top:
+  image = warp(reference, flow) + alpha x tanh(change). Lips that open move the reference's own lower lip down; the
+  change only darkens the gap between them. Untrained (zero flow, zero change) it returns the reference exactly.
 The audio encoder is passed in: a sync expert's `audio_encoder` (frozen, P1 setups B/D/E/G) or a fresh trainable
 `AudioEncoder` (setup A). Channel widths: `width` at full resolution, doubling per level up to `max_width`.
 """
@@ -35,6 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .layers import MEL_BANDS, MEL_STEPS
@@ -59,11 +65,15 @@ class GeneratorConfig:
     paint_ellipse: list[float] = field(default_factory=lambda: [0.5, 0.76, 0.28, 0.2])
     paint_feather: float = 0.3
     blend_mode: str = "replace"  # reference_blend: replace (alpha x RGB) | residual (reference + alpha x change)
+    #                              | warp (warped reference + alpha x change)
+    flow_max: float = 0.1  # blend_mode warp: largest flow, grid_sample units (2 = the crop side; 0.1 = 5% of S)
+    flow_smooth: int = 9  # blend_mode warp: side of the box filter over the flow, pixels (odd; 1 = none)
 
 
 NORMS = ("batch", "group")
 UPSAMPLES = ("transposed", "resize")
-BLEND_MODES = ("replace", "residual")
+BLEND_MODES = ("replace", "residual", "warp")
+HEAD_CHANNELS = {"replace": 4, "residual": 4, "warp": 6}  # RGB or change, alpha, (flow x, y)
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
@@ -116,6 +126,20 @@ def ellipse_mask(height: int, width: int, ellipse: tuple[float, float, float, fl
     r = np.sqrt(y[:, None] ** 2 + x[None, :] ** 2)  # 1 on the rim
     t = np.clip((1.0 - r) / feather, 0.0, 1.0)
     return (t * t * (3 - 2 * t)).astype(np.float32)
+
+
+def warp_by_flow(images: torch.Tensor, flow: torch.Tensor, smooth: int) -> torch.Tensor:
+    """images [N,3,S,S] resampled at (x, y) + flow: flow [N,2,S,S] in grid_sample units (x then y; [-1, 1] spans the
+    image, so a flow of 2/S moves content by one pixel), box-filtered over `smooth` x `smooth` pixels first (border
+    pixels average what lies inside the image). Bilinear, border padding, align_corners=False."""
+    n, _, h, w = images.shape
+    if smooth > 1:
+        flow = F.avg_pool2d(flow, smooth, stride=1, padding=smooth // 2, count_include_pad=False)
+    ys = (torch.arange(h, dtype=flow.dtype, device=flow.device) + 0.5) * (2.0 / h) - 1.0
+    xs = (torch.arange(w, dtype=flow.dtype, device=flow.device) + 0.5) * (2.0 / w) - 1.0
+    base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # [S,S,2]: (x, y) of every pixel centre
+    grid = base.unsqueeze(0) + flow.permute(0, 2, 3, 1)
+    return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def level_sizes(face_size: int) -> list[int]:
@@ -188,18 +212,25 @@ class Generator(nn.Module):
                                          conv_relu_bn(cout, cout, 3, norm=norm)))
             cin = cout * skip_factor
         self.decoder = nn.ModuleList(decoder)
-        # RGB (+ alpha with reference_blend); the sigmoid is applied in forward. Same parameter names either way.
+        if cfg.blend_mode not in BLEND_MODES:
+            raise ValueError(f"generator blend_mode must be one of {BLEND_MODES}, got {cfg.blend_mode!r}")
+        if cfg.blend_mode == "warp" and not cfg.reference_blend:
+            raise ValueError("generator blend_mode 'warp' needs reference_blend: true (it warps the reference)")
+        if cfg.flow_max <= 0 or cfg.flow_smooth < 1 or cfg.flow_smooth % 2 == 0:
+            raise ValueError(f"generator flow_max must be > 0 and flow_smooth odd and >= 1, "
+                             f"got {cfg.flow_max}, {cfg.flow_smooth}")
+        # RGB (+ alpha with reference_blend, + flow with warp); the sigmoid is applied in forward. Same parameter names
+        # either way.
         self.output = nn.Sequential(conv_relu_bn(cin, channels[0], 3, norm=norm),
-                                    nn.Conv2d(channels[0], 4 if cfg.reference_blend else 3, 1))
+                                    nn.Conv2d(channels[0], HEAD_CHANNELS[cfg.blend_mode] if cfg.reference_blend else 3, 1))
         if cfg.reference_blend:
             with torch.no_grad():
                 self.output[1].bias[3].fill_(cfg.blend_bias)
-                if cfg.blend_mode == "residual":  # no change at the start: an untrained G returns the reference
-                    self.output[1].weight[:3].zero_()
-                    self.output[1].bias[:3].zero_()
+                if cfg.blend_mode in ("residual", "warp"):  # no change, no flow at the start: G returns the reference
+                    for rows in (slice(0, 3), slice(4, None)):
+                        self.output[1].weight[rows].zero_()
+                        self.output[1].bias[rows].zero_()
         self.register_buffer("seam", seam_mask(cfg.face_size, cfg.seam), persistent=False)
-        if cfg.blend_mode not in BLEND_MODES:
-            raise ValueError(f"generator blend_mode must be one of {BLEND_MODES}, got {cfg.blend_mode!r}")
         if cfg.paint_ellipse and len(cfg.paint_ellipse) != 4:
             raise ValueError(f"generator paint_ellipse must be [cx, cy, rx, ry] or [], got {cfg.paint_ellipse}")
         paint = (ellipse_mask(cfg.face_size, cfg.face_size, cfg.paint_ellipse, cfg.paint_feather)
@@ -246,7 +277,9 @@ class Generator(nn.Module):
         if self.cfg.reference_blend:  # [N,4,S,S]: RGB (or change) and alpha
             alpha = 1 - (1 - torch.sigmoid(head[:, 3:])) * (1 - self.paint.to(head.dtype))  # 1 in the paint region
             ref = identity.reshape(n, 3, s, s)
-            if self.cfg.blend_mode == "residual":
+            if self.cfg.blend_mode == "warp":
+                ref = warp_by_flow(ref, self.cfg.flow_max * torch.tanh(head[:, 4:6]), self.cfg.flow_smooth)
+            if self.cfg.blend_mode in ("residual", "warp"):
                 out = ref + alpha * torch.tanh(head[:, :3])
                 if not self.training:
                     out = out.clamp(0.0, 1.0)

@@ -78,9 +78,10 @@ def load_generator(path: str | Path, map_location: str | torch.device = "cpu") -
     ckpt = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(ckpt, dict) or ckpt.get("arch") != ARCH or not {"config", "audio", "state_dict"} <= set(ckpt):
         raise ValueError(f"{path}: not a generator checkpoint (needs arch='generator', config, audio, state_dict)")
-    # Checkpoints written before `reference_blend` existed have neither key: they are plain generators.
+    # Checkpoints written before `reference_blend` (or the warp's flow) existed lack those keys: they are plain (not
+    # warping) generators.
     config = {"reference_blend": False, "blend_bias": -2.0, "paint_ellipse": [], "paint_feather": 0.3,
-              "blend_mode": "replace", **ckpt["config"]}
+              "blend_mode": "replace", "flow_max": 0.1, "flow_smooth": 9, **ckpt["config"]}
     cfg = build(GeneratorConfig, config, f"{path}:config")
     gen = Generator(cfg, build_audio_encoder(ckpt["audio"]), freeze_audio=True)
     gen.load_state_dict(ckpt["state_dict"])

@@ -5,6 +5,7 @@
     Loop(cfg.loop, checkpoint_dir).fit(task, train_set, val_set)            # train/generator_stage.py does it all
 
 One task, `GeneratorTask`, trains both (METHOD.md §4-5). A step:
+0. [ours, `appearance`, off by default] one random colour change / mirror per window, alike for all its images;
 1. identity reference: the window's `identity` frames, or, with `use_silent_reference`, those frames rewritten by a
    frozen trained G_S fed the silent mel (model_inputs.close_lips), so their lips are closed (P1);
 2. generated = G(pose, reference, indiv_mels), every input as talkface.model_inputs builds it;
@@ -30,6 +31,7 @@ import torch
 from torch import nn
 
 from ..analysis.leaking import MouthOpeningConfig, mouth_opening
+from ..augment import AppearanceConfig, random_appearance
 from ..data.mel import MelConfig
 from ..data.windows import WindowDataset
 from ..losses import (LossConfig, PerceptualLoss, StructuralLoss, adaptive_triplet_loss, gan_discriminator_loss, gan_generator_loss,
@@ -78,6 +80,7 @@ class GeneratorTrainConfig:
     avhubert_context: int = -1  # GT frames on each side of the window given to AV-HuBERT; -1 = the whole clip (P2)
     avhubert_max_frames: int = 250  # memory cap of the whole-clip context, frames around the window
     speaker_power: float = 1.0  # [ours] training draws speaker s with p ~ (its windows)^power: 1 = every window alike
+    appearance: AppearanceConfig = field(default_factory=AppearanceConfig)  # [ours] colour/mirror draws per window
 
     def __post_init__(self) -> None:
         if self.speaker_power < 0:
@@ -183,6 +186,13 @@ class GeneratorTask(Task):
         with torch.no_grad():
             return close_lips(self.silent, identity, self.silent_mel)
 
+    def recolour(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The training batch with `appearance` drawn per window, alike for every image of it (target, pose input,
+        identity reference and, when present, its closed-lip ground truth); the same batch when that is off."""
+        names = [n for n in ("frames", "pose", "identity", "identity_silent") if n in batch]
+        images = random_appearance([batch[n] for n in names], self.cfg.appearance)
+        return {**batch, **dict(zip(names, images))}
+
     def _sync_term(self, out: torch.Tensor, batch: dict[str, Any], ref: torch.Tensor, loop: Loop) -> torch.Tensor:
         lc = self.cfg.loss
         if lc.sync_kind in AVHUBERT_KINDS:
@@ -238,6 +248,7 @@ class GeneratorTask(Task):
     def train_step(self, batch: dict[str, Any], loop: Loop) -> dict[str, float]:
         self._place(loop.device)
         cfg, gen = self.cfg, self.models["gen"]
+        batch = self.recolour(batch)
         ref = self.reference(batch["identity"])
         pose, mels = batch["pose"], batch["indiv_mels"]
         b = pose.shape[0]
