@@ -317,10 +317,10 @@ def before_after_grid(video: Path, audio: Path, out_png: Path, checkpoint: Path 
         tiles = []
         for t in picks:
             x0, y0, x1, y1 = boxes[t]
-            cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) * 1.5
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            side = int(min((x1 - x0) * 1.5, info.width, info.height))  # first: a face near the frame's size fits
             a0 = int(np.clip(cx - side / 2, 0, info.width - side))
             b0 = int(np.clip(cy - side / 2, 0, info.height - side))
-            side = int(min(side, info.width, info.height))
             tiles.append(cv2.resize(frames[t][b0:b0 + side, a0:a0 + side], (tile, tile), interpolation=cv2.INTER_AREA))
         rows.append(np.concatenate(tiles, axis=1))
     img = np.concatenate(rows, axis=0)

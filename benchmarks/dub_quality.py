@@ -13,12 +13,16 @@ the full output frames:
 
 GRID pairs use sentences of the GRID experiment's test split (not trained on); real pairs put one real sample's
 speech on another's video; unseen pairs do the same among the four people that experiments/grid_real holds out
-(test split), so that they are unseen faces for both shipped-model candidates. Prints a table and writes --out (JSON).
+(test split), so that they are unseen faces for both shipped-model candidates. `--cross N` adds two diagnostic sets
+that tell a voice the model never heard from a face it never saw: "grid_face" puts an unseen person's speech on a GRID
+s1 test video, "grid_voice" puts a GRID s1 test sentence (its own video is the truth) on an unseen person's video.
+Prints a table and writes --out (JSON).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -159,6 +163,8 @@ def main() -> None:
     ap.add_argument("--real", type=int, default=len(REAL_PAIRS), help="real-sample pairs (0 = none)")
     ap.add_argument("--unseen", type=int, default=len(UNSEEN_PAIRS),
                     help="pairs among the people experiments/grid_real holds out (0 = none)")
+    ap.add_argument("--cross", type=int, default=0,
+                    help="pairs of each diagnostic set: GRID face with an unseen voice, unseen face with a GRID voice")
     ap.add_argument("--seconds", type=float, default=4.0, help="seconds of speech per pair")
     ap.add_argument("--adapt", type=int, default=0, help="per-video adaptation steps (0 = off)")
     ap.add_argument("--adapt-lr", type=float, default=None, help="dub.adapt.lr (default: AdaptConfig's)")
@@ -167,6 +173,10 @@ def main() -> None:
     ap.add_argument("--reference", choices=["closed", "first"], default=None,
                     help="dub.reference_pick (default: DubConfig's)")
     ap.add_argument("--anchor", action="store_true", help="dub.anchor.enabled true (one vertical box stretch per video)")
+    ap.add_argument("--norm-stats", choices=["on", "off"], default=None,
+                    help="dub.norm_stats.enabled (default: DubConfig's): G_L's BatchNorm statistics from the video")
+    ap.add_argument("--norm-audio", choices=["on", "off"], default=None,
+                    help="dub.norm_stats.audio (default: DubConfig's): the audio encoder's statistics too")
     ap.add_argument("--detail", type=float, default=None, help="dub.paste.detail_tolerance (default: DubConfig's)")
     ap.add_argument("--sharpen", type=float, default=None, help="dub.paste.sharpen (default: DubConfig's)")
     ap.add_argument("--out", type=Path, default=None, help="JSON of every pair and the means")
@@ -182,6 +192,10 @@ def main() -> None:
     cfg.anchor.enabled = args.anchor
     if args.reference is not None:
         cfg.reference_pick = args.reference
+    if args.norm_stats is not None:
+        cfg.norm_stats.enabled = args.norm_stats == "on"
+    if args.norm_audio is not None:
+        cfg.norm_stats.audio = args.norm_audio == "on"
     if args.detail is not None:
         cfg.paste.detail_tolerance = args.detail
     if args.sharpen is not None:
@@ -193,9 +207,15 @@ def main() -> None:
             "real": [(SHARED / "real-samples" / v, SHARED / "real-samples" / a) for v, a in REAL_PAIRS[: args.real]],
             "unseen": [(SHARED / "real-samples" / v, SHARED / "real-samples" / a)
                        for v, a in UNSEEN_PAIRS[: args.unseen]]}
+    if args.cross:
+        grid_videos = [v for pair in grid_pairs(args.cross) for v in pair]
+        unseen = [SHARED / "real-samples" / v for v, _ in UNSEEN_PAIRS]
+        sets["grid_face"] = [(grid_videos[i], unseen[i % len(unseen)]) for i in range(min(args.cross, len(grid_videos)))]
+        sets["grid_voice"] = [(unseen[i % len(unseen)], grid_videos[-1 - i])
+                              for i in range(min(args.cross, len(grid_videos)))]
     report = {"checkpoint": str(ckpt), "adapt_steps": args.adapt, "adapt_lr": cfg.adapt.lr,
               "adapt_trainable": cfg.adapt.trainable, "silence": cfg.silence.enabled, "anchor": cfg.anchor.enabled,
-              "reference_pick": cfg.reference_pick,
+              "norm_stats": dataclasses.asdict(cfg.norm_stats), "reference_pick": cfg.reference_pick,
               "detail_tolerance": cfg.paste.detail_tolerance, "sharpen": cfg.paste.sharpen,
               "seconds": args.seconds}
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,6 +14,7 @@ import torch
 
 from talkface import cli
 from talkface.dub import NO_CHECKPOINT, Dubber, DubConfig
+from talkface.dubbing.norm_stats import NormStatsConfig
 from talkface.dubbing.tracking import gap_mask, track_all
 from talkface.faces.detect import Detection
 from talkface.media.decode import read_frames
@@ -346,7 +347,7 @@ def test_reference_is_the_segments_most_closed_window(media, monkeypatch):
                         lambda self, crops: seen.append(crops.copy()) or real_reference(self, crops))
     for pick, want_start in (("closed", 7), ("first", 0)):
         seen.clear()
-        d = _dubber(DubConfig(detector="haar", reference_pick=pick))
+        d = _dubber(DubConfig(detector="haar", reference_pick=pick, norm_stats=NormStatsConfig(enabled=False)))
         d.detector = OpeningDetector(gap)
         _, _, boxes, _, stats, n = _run(d, media["plain"], media["speech"])
         frames = read_frames(media["plain"], 25)
@@ -354,3 +355,35 @@ def test_reference_is_the_segments_most_closed_window(media, monkeypatch):
         assert d.openings[8] == pytest.approx(2.0 / 40)
         np.testing.assert_array_equal(seen[0][0], crop_frames(frames[want_start: want_start + 5],
                                                               boxes[want_start: want_start + 5], 96))
+
+
+def test_norm_stats_come_from_the_videos_windows_and_leave_the_loaded_model(media, monkeypatch):
+    import talkface.dub as dub_module
+    from talkface.dubbing import generate
+    from talkface.faces.crop import crop_frames
+    from talkface.model_inputs import pose_input, to_float
+
+    calls, used = [], []
+    real_stats = dub_module.video_norm_stats
+    monkeypatch.setattr(dub_module, "video_norm_stats",
+                        lambda gen, pose, identity, mels, cfg: calls.append(pose.clone()) or real_stats(
+                            gen, pose, identity, mels, cfg))
+    real_generate = generate.LipSync.generate
+    monkeypatch.setattr(generate.LipSync, "generate",
+                        lambda self, *a: used.append(self.g_l) or real_generate(self, *a))
+    d = _dubber(DubConfig(detector="haar", norm_stats=NormStatsConfig(enabled=True, windows=4)))
+    d.detector = OpeningDetector(np.full(15, 5.0))
+    loaded = {k: v.clone() for k, v in d.lips.g_l.state_dict().items()}
+    _, _, boxes, _, _, n = _run(d, media["plain"], media["speech"])  # 15 video frames looped under 25 audio frames
+    assert n == 25 and len(calls) == 1
+    frames = read_frames(media["plain"], 25)
+    # output starts 0, 7, 13, 20 of 25 frames: source windows 0, 7, 10 (13 clipped to the last whole window), 5
+    want = torch.stack([pose_input(to_float(torch.from_numpy(crop_frames(frames[s: s + 5], boxes[s: s + 5], 96))))
+                        for s in (0, 7, 10, 5)])
+    torch.testing.assert_close(calls[0], want)
+    assert used and all(g is not d.lips.g_l for g in used)  # the dub ran the re-normalised copy
+    assert all(torch.equal(v, d.lips.g_l.state_dict()[k]) for k, v in loaded.items())
+    calls.clear()
+    d.cfg.norm_stats.enabled = False
+    _run(d, media["plain"], media["speech"])
+    assert not calls

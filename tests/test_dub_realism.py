@@ -260,6 +260,20 @@ def test_shipped_model_is_a_small_plain_state_dict():
     assert out.shape == (1, 5, 3, 96, 96) and 0 <= out.min() and out.max() <= 1
 
 
+def test_shipped_model_is_the_grid_experiments_generator():
+    """docs/model_card.md says the shipped file is the G_L of `dvc repro experiments/grid/dvc.yaml`: its bytes are
+    the ones that experiment's lock records."""
+    import hashlib
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    lock = yaml.safe_load((root / "experiments" / "grid" / "dvc.lock").read_text())
+    outs = {o["path"]: o["md5"] for o in lock["stages"]["train_generator"]["outs"]}
+    shipped = hashlib.md5(cli.default_checkpoint().read_bytes()).hexdigest()
+    assert shipped == outs["models/generator.pt"]
+
+
 def test_face_pass_decodes_shrunk_frames_and_boxes_come_back_in_full_pixels(tmp_path):
     """Pass 1 of the dub: ffmpeg shrinks 2560x1440 frames to 1280x720 for the detector, boxes come back in full-frame
     pixels (known answer with pads 0 and no smoothing), and decoding stops after the frames that can be dubbed."""

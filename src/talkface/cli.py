@@ -101,6 +101,8 @@ def cmd_dub(args: argparse.Namespace) -> int:
             raise CLIError(f"--adapt takes a number of steps >= 0, got {args.adapt}")
     if args.no_silence:
         cfg.silence.enabled = False
+    if args.no_norm_stats:
+        cfg.norm_stats.enabled = False
     if args.face_index is not None:
         cfg.detect.face_index = args.face_index
     if args.pairs is None and not (args.video and args.audio and args.out):
@@ -255,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "cached per video, so a second dub of it starts at once")
     p.add_argument("--no-silence", dest="no_silence", action="store_true",
                    help="do not close the lips where the new speech is silent")
+    p.add_argument("--no-norm-stats", dest="no_norm_stats", action="store_true",
+                   help="keep G_L's trained BatchNorm statistics (default: re-estimated on the video first)")
     p.add_argument("--params", type=Path, help="params.yaml whose dub section gives the defaults")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_dub)

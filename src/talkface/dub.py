@@ -50,6 +50,7 @@ from .dubbing.adapt import AdaptConfig, adapt_generator
 from .dubbing.anchor import AnchorConfig, anchor_boxes, anchor_lines
 from .dubbing.generate import DubWindow, LipSync, PasteConfig, dub_windows
 from .dubbing.media_io import even_sides, mux, prefetch, read_pairs
+from .dubbing.norm_stats import NormStatsConfig, stats_windows, video_norm_stats
 from .dubbing.reference import closed_windows, reference_crops
 from .dubbing.silence import SilenceConfig, silent_frames
 from .dubbing.timeline import output_timeline
@@ -60,7 +61,7 @@ from .media.decode import iter_frames, read_audio
 from .media.encode import write_video
 from .media.probe import NO_AUDIO, NO_VIDEO, MediaError, MediaInfo, probe
 from .metrics.mouth import mouth_opening
-from .model_inputs import WindowConfig
+from .model_inputs import WindowConfig, reference_segment
 
 NO_CHECKPOINT = "no generator checkpoint: run `dvc repro` first or pass --checkpoint"
 OUTPUT_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")  # containers that take H.264 + AAC
@@ -83,6 +84,7 @@ class DubConfig:
     anchor: AnchorConfig = dataclasses.field(default_factory=AnchorConfig)  # eye and mouth lines where G_L learnt them
     silence: SilenceConfig = dataclasses.field(default_factory=SilenceConfig)  # silent speech -> closed lips
     adapt: AdaptConfig = dataclasses.field(default_factory=AdaptConfig)  # per-video fine-tuning (`--adapt N`)
+    norm_stats: NormStatsConfig = dataclasses.field(default_factory=NormStatsConfig)  # G_L's BatchNorm on this video
     detect_max_side: int = 1280  # frames are shrunk to this longer side for face detection (0 = full size)
     max_chunk_mb: int = 32  # cap on the full-resolution frames held at once (decode chunks, G_L batches): 4K memory
     decode_threads: int = 1  # ffmpeg decoder threads (0 = ffmpeg's choice: at 4K 470 MB instead of 310 MB)
@@ -284,11 +286,20 @@ class Dubber:
         lips = lips or self.lips
         boxes, mask = self.detect_track(video, info, n_audio + self.track_lag())
         chunk_frames, batch_windows = self.memory_plan(info)
-        ref_crops = {}
+        picks = {}
         if cfg.reference_pick == "closed":  # the most closed mouth of each segment (dubbing.reference)
-            picks = closed_windows(self.openings, boxes, n_audio, cfg.reference_every, k, cfg.long_audio)
-            ref_crops = reference_crops(video, info, self.fps, picks, boxes, k, lips.size, self.detect_size(info),
-                                        cfg.decode_threads, cfg.decode_queue)
+            picks = {("ref", seg): s for seg, s in
+                     closed_windows(self.openings, boxes, n_audio, cfg.reference_every, k, cfg.long_audio).items()}
+        norm_windows = []
+        if cfg.norm_stats.enabled:  # windows that re-estimate G_L's normalisation on this video (dubbing.norm_stats)
+            faces = np.asarray(mask, bool) & np.isfinite(boxes).all(axis=1)
+            norm_windows = stats_windows(n_audio, faces, k, cfg.norm_stats.windows, cfg.long_audio)
+            picks.update({("norm", i): s for i, (_, s) in enumerate(norm_windows)})
+        crops = reference_crops(video, info, self.fps, picks, boxes, k, lips.size, self.detect_size(info),
+                                cfg.decode_threads, cfg.decode_queue)  # one partial decode for both
+        ref_crops = {seg: c for (kind, seg), c in crops.items() if kind == "ref"}
+        if norm_windows:
+            lips = self.renormalised(lips, norm_windows, crops, ref_crops, mel, silent)
         stats.update(dubbed=0, references=0)
         window: DubWindow | None = None
         batch: list[DubWindow] = []
@@ -326,6 +337,24 @@ class Dubber:
             window = None
         if batch:
             yield from flush()
+
+    def renormalised(self, lips: LipSync, windows: list[tuple[int, int]], crops: dict, ref_crops: dict,
+                     mel: np.ndarray, silent: np.ndarray | None) -> LipSync:
+        """`lips` with a G_L whose BatchNorm statistics come from these (output start, source start) windows of the
+        video: crops[("norm", i)], the identity reference of each window's segment (as the dub will take it) and the
+        new speech's mel at the output frames (dubbing.norm_stats)."""
+        keys = [i for i in range(len(windows)) if ("norm", i) in crops]
+        if not keys:
+            return lips
+        starts = [windows[i][0] for i in keys]
+        window_crops = np.stack([crops[("norm", i)] for i in keys])
+        pose, mels = lips.window_inputs(window_crops, mel, starts, silent)
+        refs = [ref_crops.get(reference_segment(t, self.cfg.reference_every), window_crops[j])
+                for j, t in enumerate(starts)]
+        identity = lips.reference(np.stack(refs))
+        g_l = video_norm_stats(lips.g_l, pose, identity, mels, self.cfg.norm_stats)
+        return lips if g_l is lips.g_l else LipSync(g_l, lips.g_s, self.cfg.window, self.cfg.mel, self.device,
+                                                   self.cfg.amp)
 
     def crop_config(self) -> CropConfig:
         """The crop settings of this dubber's face track (per-video adaptation crops the video with them)."""

@@ -57,10 +57,11 @@ def closed_windows(openings: np.ndarray, boxes: np.ndarray, n_out: int, every: i
     return picks
 
 
-def reference_crops(video: Path, info: MediaInfo, fps: float, picks: dict[int, int], boxes: np.ndarray, k: int,
+def reference_crops(video: Path, info: MediaInfo, fps: float, picks: dict, boxes: np.ndarray, k: int,
                     size: int, detect_size: tuple[int, int] | None, threads: int = 0,
-                    queue: int = 0) -> dict[int, np.ndarray]:
-    """{segment: uint8 [k, size, size, 3]}: the picked windows cropped with the face track's boxes (full-frame
+                    queue: int = 0) -> dict:
+    """{key: uint8 [k, size, size, 3]} for picks {key: source start frame} (a segment, or any other key: the dub
+    also crops the windows of dubbing.norm_stats in the same decode): the picked windows cropped with the face track's boxes (full-frame
     pixels), from frames decoded at `detect_size` (the face pass's size; full size when None): a 96-px crop needs no
     4K pixels. Decodes up to the last picked frame only."""
     if not picks:
