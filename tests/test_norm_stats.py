@@ -61,7 +61,8 @@ def test_audio_encoder_statistics_only_on_request():
 def test_groupnorm_generator_and_no_windows_are_left_alone():
     gen = _generator("group")
     pose, identity, mels = _inputs()
-    assert video_norm_stats(gen, pose, identity, mels, NormStatsConfig()) is gen  # nothing to re-estimate
+    assert video_norm_stats(gen, pose, identity, mels, NormStatsConfig(audio=False)) is gen  # nothing to re-estimate
+    assert video_norm_stats(gen, pose, identity, mels, NormStatsConfig(audio=True)) is not gen  # its audio encoder's
     bn = _generator()
     assert video_norm_stats(bn, pose[:0], identity[:0], mels[:0], NormStatsConfig()) is bn
     with pytest.raises(ValueError, match="windows"):

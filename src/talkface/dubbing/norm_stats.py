@@ -50,7 +50,7 @@ def video_norm_stats(gen: nn.Module, pose: torch.Tensor, identity: torch.Tensor,
     """A copy of `gen` in eval mode whose BatchNorm running statistics are the batch statistics of these windows
     (pose, identity [n,k,3,S,S], mels [n,k,1,80,16]), in one forward pass (so they do not depend on how the dub
     batches its windows; `windows` bounds its memory); the weights are the same values. Returns `gen` itself when it
-    has no BatchNorm layer to re-estimate (a GroupNorm generator)."""
+    has no BatchNorm layer to re-estimate (a GroupNorm generator, with `audio` off)."""
     if len(pose) == 0 or not batch_norms(gen, cfg.audio):
         return gen
     video = copy.deepcopy(gen).eval()
