@@ -5,7 +5,10 @@
 
 The evaluate stage's own code and settings (the experiment's params.yaml `evaluate` section, its judges) with another
 generator and a subset of the test clips: the GRID-only G_L on the faces experiments/grid_real holds out, beside the
-model trained with them. Prints the model / floor / ceiling means and writes the stage's files under --out.
+model trained with them. `--norm-stats` gives G_L, per clip, the BatchNorm statistics of that clip's own windows
+(dubbing/norm_stats.py, as `talkface dub` does per video; with `--norm-audio`, the audio encoder's too): the stage's
+figures under the dub's test-time statistics. Prints the model / floor / ceiling means and writes the stage's files
+under --out.
 """
 
 from __future__ import annotations
@@ -23,8 +26,36 @@ sys.path.insert(0, str(ROOT / "src"))
 from talkface.config import load_params, section  # noqa: E402
 from talkface.data.store import read_meta  # noqa: E402
 from talkface.data.windows import read_split  # noqa: E402
+from talkface.dubbing.norm_stats import NormStatsConfig, video_norm_stats  # noqa: E402
 from talkface.evaluate import EvaluateConfig, EvaluateOutputs, evaluate  # noqa: E402
 from talkface.model_inputs import contract_params  # noqa: E402
+
+def clip_statistics(norm: NormStatsConfig) -> None:
+    """Make the evaluate stage's generate_clip re-estimate G_L's statistics on each clip first: `norm.windows`
+    windows spread over the clip with the stage's own inputs (pose, identity reference, G_S when used, mel)."""
+    import numpy as np
+    import torch
+
+    import talkface.evaluate as stage
+    from talkface.evaluation.generate import window_batch, window_starts
+    from talkface.model_inputs import close_lips, evaluation_reference
+
+    plain = stage.generate_clip
+
+    def generate_clip(gens, frames, mel, clip_id, seed, batch_size, device, window):
+        starts = window_starts(len(frames), gens.k)
+        picked = [starts[i] for i in np.unique(np.linspace(0, len(starts) - 1, min(norm.windows, len(starts)))
+                                               .round().astype(int))]
+        refs = [evaluation_reference(clip_id, f, len(frames), gens.k, seed) for f in picked]
+        inputs = {name: t.to(device) for name, t in window_batch(frames, mel, picked, refs, window).items()}
+        ident = inputs["identity"]
+        if gens.silent is not None:
+            ident = close_lips(gens.silent, ident, torch.from_numpy(gens.silent_mel))
+        lip = video_norm_stats(gens.lip, inputs["pose"], ident, inputs["indiv_mels"], norm)
+        return plain(dataclasses.replace(gens, lip=lip), frames, mel, clip_id, seed, batch_size, device, window)
+
+    stage.generate_clip = generate_clip
+
 
 SHOWN = ["SSIM", "PSNR", "SSIM (lower half)", "PSNR (lower half)", "LMD", "MouthCorr", "LSE-C (talkface-syncnet)",
          "LSE-D (talkface-syncnet)"]
@@ -37,7 +68,12 @@ def main() -> None:
     ap.add_argument("--exclude-speaker", action="append", default=[], help="leave this speaker's test clips out")
     ap.add_argument("--speaker", action="append", default=[], help="only these speakers' test clips")
     ap.add_argument("--out", type=Path, required=True, help="folder for eval.json, eval_per_clip.csv, ...")
+    ap.add_argument("--norm-stats", action="store_true", help="per clip, G_L's BatchNorm statistics from its windows")
+    ap.add_argument("--norm-audio", action="store_true", help="with --norm-stats: the audio encoder's statistics too")
+    ap.add_argument("--norm-windows", type=int, default=32, help="windows per clip that estimate them")
     args = ap.parse_args()
+    if args.norm_stats:
+        clip_statistics(NormStatsConfig(enabled=True, windows=args.norm_windows, audio=args.norm_audio))
 
     exp = args.experiment.resolve()
     checkpoint, out = args.checkpoint.resolve(), args.out.resolve()

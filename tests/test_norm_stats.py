@@ -82,3 +82,20 @@ def test_stats_windows_spread_over_the_dub_where_there_are_faces():
     assert stats_windows(20, faces, 5, 100, "loop")[:3] == [(0, 0), (1, 1), (2, 2)]  # at most one per start
     assert len(stats_windows(20, faces, 5, 100, "loop")) == 16
     assert stats_windows(4, faces, 5, 4, "loop") == []  # shorter than one window
+
+
+def test_statistics_pool_the_passes_into_the_whole_sets():
+    """Passes of cfg.batch windows: the first layer's statistics are those of all windows at once (pooled means and
+    variances, law of total variance), not the mean of the passes' variances."""
+    gen = _generator()
+    pose, identity, mels = _inputs(n=4)
+    video = video_norm_stats(gen, pose, identity, mels, NormStatsConfig(audio=False, batch=1))
+    first = gen.identity_encoder.levels[0][0]
+    with torch.no_grad():
+        x = first[1](first[0](identity.reshape(-1, 3, 32, 32)))
+    bn = video.identity_encoder.levels[0][0][2]
+    torch.testing.assert_close(bn.running_mean, x.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(bn.running_var, x.var(dim=(0, 2, 3), unbiased=True), rtol=1e-4, atol=1e-5)
+    assert not video.training and all(not m.training for m in batch_norms(video, True))
+    with pytest.raises(ValueError, match="batch"):
+        NormStatsConfig(batch=0)
