@@ -96,12 +96,8 @@ def stats_windows(n_out: int, faces: np.ndarray, k: int, count: int, long_audio:
         return []
     ok = np.convolve(np.asarray(faces, np.int64), np.ones(k, np.int64), "valid") == k  # window [s, s + k) all faces
     starts = np.unique(np.linspace(0, n_out - k, min(count, n_out - k + 1)).round().astype(int))
-    picked = []
-    for t in starts:
-        s = int(min(source_index(np.array([t]), n_source, long_audio)[0], n_source - k))
-        if ok[s]:
-            picked.append((int(t), s))
-    return picked
+    sources = np.minimum(source_index(starts, n_source, long_audio), n_source - k)
+    return [(int(t), int(s)) for t, s in zip(starts, sources) if ok[s]]
 
 
 __all__ = ["NormStatsConfig", "batch_norms", "stats_windows", "video_norm_stats"]
