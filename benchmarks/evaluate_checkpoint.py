@@ -7,7 +7,9 @@ The evaluate stage's own code and settings (the experiment's params.yaml `evalua
 generator and a subset of the test clips: the GRID-only G_L on the faces experiments/grid_real holds out, beside the
 model trained with them. `--norm-stats` gives G_L, per clip, the BatchNorm statistics of that clip's own windows
 (dubbing/norm_stats.py, as `talkface dub` does per video; with `--norm-audio`, the audio encoder's too): the stage's
-figures under the dub's test-time statistics. Prints the model / floor / ceiling means and writes the stage's files
+figures under the dub's test-time statistics. `--mel-warp A` scales the frequency axis of every clip's mel by A before
+G_L hears it (augment.warp_mel; the judges score against the clip's own audio): how much G_L's sync depends on the
+one training voice's formant positions. Prints the model / floor / ceiling means and writes the stage's files
 under --out.
 """
 
@@ -57,6 +59,24 @@ def clip_statistics(norm: NormStatsConfig) -> None:
     stage.generate_clip = generate_clip
 
 
+def warped_audio(alpha: float, mel_cfg) -> None:
+    """Make the evaluate stage's generate_clip give G_L the clip's mel with its frequency axis scaled by alpha."""
+    import numpy as np
+    import torch
+
+    import talkface.evaluate as stage
+    from talkface.augment import warp_mel
+
+    plain = stage.generate_clip
+
+    def generate_clip(gens, frames, mel, clip_id, seed, batch_size, device, window):
+        bands = torch.from_numpy(np.ascontiguousarray(mel.T))[None]  # [1, n_mels, T]
+        warped = warp_mel(bands, alpha, mel_cfg.n_mels, mel_cfg.fmin, mel_cfg.fmax)[0].T.numpy()
+        return plain(gens, frames, np.ascontiguousarray(warped), clip_id, seed, batch_size, device, window)
+
+    stage.generate_clip = generate_clip
+
+
 SHOWN = ["SSIM", "PSNR", "SSIM (lower half)", "PSNR (lower half)", "LMD", "MouthCorr", "LSE-C (talkface-syncnet)",
          "LSE-D (talkface-syncnet)"]
 
@@ -71,6 +91,8 @@ def main() -> None:
     ap.add_argument("--norm-stats", action="store_true", help="per clip, G_L's BatchNorm statistics from its windows")
     ap.add_argument("--norm-audio", action="store_true", help="with --norm-stats: the audio encoder's statistics too")
     ap.add_argument("--norm-windows", type=int, default=32, help="windows per clip that estimate them")
+    ap.add_argument("--mel-warp", type=float, default=1.0, help="scale the mel's frequency axis by this (another voice)")
+    ap.add_argument("--max-clips", type=int, default=0, help="at most this many test clips, evenly spread (0 = all)")
     args = ap.parse_args()
     if args.norm_stats:
         clip_statistics(NormStatsConfig(enabled=True, windows=args.norm_windows, audio=args.norm_audio))
@@ -85,6 +107,11 @@ def main() -> None:
     keep = [c for c in ids if speakers[c] not in args.exclude_speaker and (not args.speaker or speakers[c] in args.speaker)]
     if not keep:
         raise SystemExit("no test clip left after the speaker filters")
+    if 0 < args.max_clips < len(keep):
+        import numpy as np
+        keep = [keep[i] for i in np.unique(np.linspace(0, len(keep) - 1, args.max_clips).round().astype(int))]
+    if args.mel_warp != 1.0:  # after the norm-stats patch, so the statistics hear the warped voice too
+        warped_audio(args.mel_warp, cfg.mel)
     out.mkdir(parents=True, exist_ok=True)
     (out / "test.txt").write_text("\n".join(keep) + "\n")
     cfg = dataclasses.replace(cfg, generator=str(checkpoint), split=str(out / "test.txt"), write_videos=False)

@@ -19,7 +19,7 @@ from talkface.analysis.sync_analysis import analyse_expert  # noqa: E402
 from talkface.config import load_params, section  # noqa: E402
 from talkface.data.windows import read_split  # noqa: E402
 from talkface.models.expert_io import save_expert  # noqa: E402
-from talkface.model_inputs import window_params  # noqa: E402
+from talkface.model_inputs import contract_params, window_params  # noqa: E402
 from talkface.pipeline_params import k  # noqa: E402
 from talkface.tracking import stage_run  # noqa: E402
 from talkface.train.sync import (CONFIGS, count_parameters, curve_rows, train_expert, train_summary,  # noqa: E402
@@ -27,8 +27,10 @@ from talkface.train.sync import (CONFIGS, count_parameters, curve_rows, train_ex
 
 
 def configs(params: dict, name: str):
-    """Section `name`, its model's k passed down from `windows.k`, and the windows (`pipeline_params`)."""
-    return section(params, name, CONFIGS[name], passed={"model.k": k(params)}), window_params(params)
+    """Section `name`, its model's k passed down from `windows.k` and the mel parameters (`mels.mel`, the bands that
+    `mel_warp` warps), and the windows (`pipeline_params`)."""
+    return (section(params, name, CONFIGS[name], passed={"model.k": k(params), "mel": contract_params(params)["mel"]}),
+            window_params(params))
 
 
 def main(argv: list[str]) -> None:

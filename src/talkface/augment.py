@@ -1,6 +1,6 @@
 """Geometric transforms of face windows: horizontal shift, shear, rotation (P1 Fig. B / Fig. 6), and the random
 training augmentation of the sync experts built from them; `random_appearance`, the generators' colour and mirror
-augmentation [ours].
+augmentation [ours]; `warp_mel` / `random_mel_warp`, vocal tract length perturbation of mel windows [ours].
 
 All transforms take frames `[B,k,3,S,S]` (or `[B,3,S,S]`) in [0,1] and a magnitude per window (a float, or a tensor
 `[B]`); the k frames of a window get the same transform, so the motion between frames is untouched. They resample
@@ -16,6 +16,7 @@ Uncovered pixels take `padding` ("zeros", "border" or "reflection", as grid_samp
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 import torch.nn.functional as F
@@ -197,5 +198,90 @@ def random_appearance(images: list[torch.Tensor], cfg: AppearanceConfig,
     return out
 
 
-__all__ = ["AppearanceConfig", "AugmentConfig", "PADDINGS", "TRANSFORMS", "random_appearance", "random_augment", "rotate", "rotation_matrix", "shear",
+def slaney_hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
+    """Slaney's mel scale (the filterbank of data.mel): linear, 3/200 mel per Hz, below 1 kHz; logarithmic above,
+    27 mel per factor 6.4."""
+    hz = torch.as_tensor(hz, dtype=torch.float64)
+    return torch.where(hz < 1000.0, hz * 3.0 / 200.0, 15.0 + 27.0 * torch.log(hz.clamp(min=1e-9) / 1000.0) / math.log(6.4))
+
+
+def slaney_mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
+    mel = torch.as_tensor(mel, dtype=torch.float64)
+    return torch.where(mel < 15.0, mel * 200.0 / 3.0, 1000.0 * torch.exp((mel - 15.0) * math.log(6.4) / 27.0))
+
+
+def mel_band_centres(n_mels: int, fmin: float, fmax: float) -> torch.Tensor:
+    """float64 [n_mels] mel value of each band's centre: n_mels + 2 points evenly spaced in mel from fmin to fmax,
+    band i centred on point i + 1 (torchaudio's melscale_fbanks)."""
+    lo, hi = slaney_hz_to_mel(torch.tensor(fmin)), slaney_hz_to_mel(torch.tensor(fmax))
+    return lo + (hi - lo) * torch.arange(1, n_mels + 1, dtype=torch.float64) / (n_mels + 1)
+
+
+@dataclasses.dataclass
+class MelWarpConfig:
+    """[ours] Vocal tract length perturbation (Jaitly & Hinton 2013) of training mel windows: the spectrum's frequency
+    axis scaled by a factor alpha per window (formants at alpha x their frequency), log-uniform in
+    [1 / max_factor, max_factor]. Trained on one speaker (GRID s1), the sync expert's audio encoder and G_L
+    otherwise learn that voice's formant positions; a woman's or a child's voice puts them 10-20 % higher."""
+
+    prob: float = 0.0         # chance that a window is warped; 0 = off (and nothing is drawn)
+    max_factor: float = 1.15  # largest alpha (and 1 / smallest)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.prob <= 1.0:
+            raise ValueError(f"mel_warp.prob must be in [0, 1], got {self.prob}")
+        if self.max_factor < 1.0:
+            raise ValueError(f"mel_warp.max_factor must be >= 1, got {self.max_factor}")
+
+
+def warp_mel(mel: torch.Tensor, alpha: float | torch.Tensor, n_mels: int, fmin: float, fmax: float) -> torch.Tensor:
+    """mel [B, ..., n_mels, T] (bands on dim -2, any values: the normalised log-mel) -> the same shape with window
+    b's frequency axis scaled by alpha_b: band i takes the value at frequency centre_i / alpha_b, linearly
+    interpolated between the neighbouring bands on the mel axis, held at the first / last band outside them.
+    alpha 1 gives the input."""
+    if mel.shape[-2] != n_mels:
+        raise ValueError(f"warp_mel: expected {n_mels} bands on dim -2, got shape {list(mel.shape)}")
+    b = mel.shape[0]
+    a = torch.as_tensor(alpha, dtype=torch.float64)
+    a = a.expand(b) if a.dim() == 0 else a
+    if a.shape != (b,) or bool((a <= 0).any()):
+        raise ValueError(f"warp_mel: alpha must be > 0, a number or a tensor [B={b}], got {list(a.shape)}")
+    centres = mel_band_centres(n_mels, fmin, fmax)
+    step = centres[1] - centres[0]
+    source = slaney_hz_to_mel(slaney_mel_to_hz(centres)[None, :] / a[:, None])     # [B, n_mels] mel values
+    pos = ((source - centres[0]) / step).clamp(0, n_mels - 1)                     # fractional band index
+    low = pos.floor().long().clamp(max=n_mels - 2)
+    frac = (pos - low).to(mel.dtype).to(mel.device)
+    low = low.to(mel.device)
+    flat = mel.reshape(b, -1, n_mels, mel.shape[-1])                              # [B, M, n_mels, T]
+    index = low[:, None, :, None].expand(-1, flat.shape[1], -1, flat.shape[-1])
+    f = frac[:, None, :, None]
+    out = torch.gather(flat, 2, index) * (1 - f) + torch.gather(flat, 2, index + 1) * f
+    return out.reshape(mel.shape)
+
+
+def random_mel_factors(batch_size: int, cfg: MelWarpConfig, generator: torch.Generator | None = None) -> torch.Tensor:
+    """float64 [B] warp factors: log-uniform in [1/max_factor, max_factor] with chance cfg.prob, else 1. Off
+    (prob 0): ones, and no draw from the RNG (torch's global one by default, which the training loop checkpoints)."""
+    if cfg.prob <= 0:
+        return torch.ones(batch_size, dtype=torch.float64)
+    u = (2 * torch.rand(batch_size, generator=generator, dtype=torch.float64) - 1) * math.log(cfg.max_factor)
+    on = torch.rand(batch_size, generator=generator, dtype=torch.float64) < cfg.prob
+    return torch.where(on, u.exp(), torch.ones_like(u))
+
+
+def random_mel_warp(mels: list[torch.Tensor], cfg: MelWarpConfig, n_mels: int, fmin: float, fmax: float,
+                    generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """mels: tensors [B, ..., n_mels, T] of the same windows (e.g. the aligned and the negative window, or the
+    per-frame windows and the sync window) -> the same list, window b warped by one factor in all of them (one
+    voice per window). Off: the inputs."""
+    if cfg.prob <= 0:
+        return mels
+    factors = random_mel_factors(mels[0].shape[0], cfg, generator)
+    return [warp_mel(m, factors, n_mels, fmin, fmax) for m in mels]
+
+
+__all__ = ["AppearanceConfig", "AugmentConfig", "MelWarpConfig", "PADDINGS", "TRANSFORMS", "mel_band_centres",
+           "random_appearance", "random_augment", "random_mel_factors", "random_mel_warp", "slaney_hz_to_mel",
+           "slaney_mel_to_hz", "warp_mel", "rotate", "rotation_matrix", "shear",
            "shear_matrix", "shift", "shift_matrix", "warp"]

@@ -5,7 +5,8 @@
     Loop(cfg.loop, checkpoint_dir).fit(task, train_set, val_set)            # train/generator_stage.py does it all
 
 One task, `GeneratorTask`, trains both (METHOD.md §4-5). A step:
-0. [ours, `appearance`, off by default] one random colour change / mirror per window, alike for all its images;
+0. [ours, `appearance` and `mel_warp`, off by default] one random colour change / mirror per window, alike for all its
+   images, and one random formant shift (vocal tract length perturbation) per window, alike for all its mels;
 1. identity reference: the window's `identity` frames, or, with `use_silent_reference`, those frames rewritten by a
    frozen trained G_S fed the silent mel (model_inputs.close_lips), so their lips are closed (P1);
 2. generated = G(pose, reference, indiv_mels), every input as talkface.model_inputs builds it;
@@ -31,7 +32,7 @@ import torch
 from torch import nn
 
 from ..analysis.leaking import MouthOpeningConfig, mouth_opening
-from ..augment import AppearanceConfig, random_appearance
+from ..augment import AppearanceConfig, MelWarpConfig, random_appearance, random_mel_warp
 from ..data.mel import MelConfig
 from ..data.windows import WindowDataset
 from ..losses import (LossConfig, PerceptualLoss, StructuralLoss, adaptive_triplet_loss, gan_discriminator_loss, gan_generator_loss,
@@ -81,6 +82,7 @@ class GeneratorTrainConfig:
     avhubert_max_frames: int = 250  # memory cap of the whole-clip context, frames around the window
     speaker_power: float = 1.0  # [ours] training draws speaker s with p ~ (its windows)^power: 1 = every window alike
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)  # [ours] colour/mirror draws per window
+    mel_warp: MelWarpConfig = field(default_factory=MelWarpConfig)  # [ours] voice (formant) perturbation of the mels
 
     def __post_init__(self) -> None:
         if self.speaker_power < 0:
@@ -164,6 +166,8 @@ class GeneratorTask(Task):
         # silent mel derived from them
         for key in ("loop", "mel") + (("mouth",) if self.cfg.loss.pixel_mouth_weight == 0 else ()):
             d.pop(key)
+        if self.cfg.mel_warp.prob <= 0:  # off: checkpoints made before the key existed still resume
+            d.pop("mel_warp")
         return {"cfg": d, "files": self.file_digests, "perceptual": self.perceptual is not None}
 
     def _place(self, device: torch.device) -> None:
@@ -192,6 +196,14 @@ class GeneratorTask(Task):
         names = [n for n in ("frames", "pose", "identity", "identity_silent") if n in batch]
         images = random_appearance([batch[n] for n in names], self.cfg.appearance)
         return {**batch, **dict(zip(names, images))}
+
+    def revoice(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The training batch with `mel_warp` drawn per window, alike for its per-frame mels and its sync window
+        (one voice per window); the same batch when that is off. G_S's silent mel is not warped."""
+        names = [n for n in ("indiv_mels", "mel") if n in batch]
+        mels = random_mel_warp([batch[n] for n in names], self.cfg.mel_warp, self.cfg.mel.n_mels, self.cfg.mel.fmin,
+                               self.cfg.mel.fmax)
+        return {**batch, **dict(zip(names, mels))}
 
     def _sync_term(self, out: torch.Tensor, batch: dict[str, Any], ref: torch.Tensor, loop: Loop) -> torch.Tensor:
         lc = self.cfg.loss
@@ -248,7 +260,7 @@ class GeneratorTask(Task):
     def train_step(self, batch: dict[str, Any], loop: Loop) -> dict[str, float]:
         self._place(loop.device)
         cfg, gen = self.cfg, self.models["gen"]
-        batch = self.recolour(batch)
+        batch = self.revoice(self.recolour(batch))
         ref = self.reference(batch["identity"])
         pose, mels = batch["pose"], batch["indiv_mels"]
         b = pose.shape[0]

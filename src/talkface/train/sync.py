@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from ..analysis.sync_analysis import SyncAnalysisConfig
-from ..augment import AugmentConfig, random_augment
+from ..data.mel import MelConfig
+from ..augment import AugmentConfig, MelWarpConfig, random_augment, random_mel_warp
 from ..data.windows import WindowConfig, WindowDataset
 from ..losses import expert_bce_loss
 from ..models.avsyncnet import AVSyncNetConfig
@@ -48,6 +49,8 @@ class ExpertTrainConfig:
     betas: list[float] = field(default_factory=lambda: list(ADAM_BETAS))  # Adam betas (torch's default)
     threshold: float = 0.5               # sync decision for the accuracy: cos > threshold means "in sync"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    mel_warp: MelWarpConfig = field(default_factory=MelWarpConfig)  # [ours] voice (formant) perturbation of the mels
+    mel: MelConfig = field(default_factory=MelConfig)  # passed down by the stage (mels.mel): the bands mel_warp warps
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(batch_size=64))  # Wav2Lip batch 64
     analysis: SyncAnalysisConfig = field(default_factory=SyncAnalysisConfig)
 
@@ -106,19 +109,24 @@ class SyncTask(Task):
     """Trains one sync expert with BCE on cosine; see the module docstring."""
 
     def __init__(self, expert: SyncExpert, lr: float = 1e-4, augment: AugmentConfig | None = None,
-                 threshold: float = 0.5, betas: tuple[float, float] = ADAM_BETAS):
+                 threshold: float = 0.5, betas: tuple[float, float] = ADAM_BETAS,
+                 mel_warp: MelWarpConfig | None = None, mel: MelConfig | None = None):
         if len(betas) != 2:
             raise ValueError(f"betas must be two numbers, got {betas}")
         self.expert = expert
         self.augment = augment or AugmentConfig()
+        self.mel_warp, self.mel = mel_warp or MelWarpConfig(), mel or MelConfig()
         self.lr, self.threshold, self.betas = lr, threshold, tuple(float(b) for b in betas)
         self.models = {"expert": PairScorer(expert)}
         self.optimizers = {"expert": torch.optim.Adam(expert.parameters(), lr=lr, betas=self.betas)}
 
     def train_step(self, batch: dict[str, Any], loop: Loop) -> dict[str, float]:
         frames = random_augment(batch["frames"], self.augment)
+        # one voice per window: the aligned and the negative window get the same warp
+        mel, neg_mel = random_mel_warp([batch["mel"], batch["neg_mel"]], self.mel_warp, self.mel.n_mels,
+                                       self.mel.fmin, self.mel.fmax)
         with loop.autocast():
-            cos = self.models["expert"](frames, batch["mel"], batch["neg_mel"])
+            cos = self.models["expert"](frames, mel, neg_mel)
         labels = pair_labels(frames.shape[0], cos.device)
         loss = expert_bce_loss(cos.float(), labels)  # BCE is not autocast-safe: float32
         loop.backward_step(loss, "expert")
@@ -148,6 +156,8 @@ class SyncTask(Task):
                "augment": dataclasses.asdict(self.augment)}
         if self.betas != ADAM_BETAS:  # only when changed: checkpoints made before the key existed still resume
             out["betas"] = list(self.betas)
+        if self.mel_warp.prob > 0:  # likewise
+            out["mel_warp"] = dataclasses.asdict(self.mel_warp)
         return out
 
 
@@ -184,7 +194,8 @@ def train_expert(name: str, cfg: ExpertTrainConfig, train_set: WindowDataset, va
         raise ValueError(f"{name}.model.k={model_cfg.k} but the window dataset gives k={train_set.cfg.k} frames")
     torch.manual_seed(cfg.loop.seed)  # same initial weights for the same seed (resume compares fingerprints only)
     expert = build_expert(name, model_cfg)
-    task = SyncTask(expert, lr=cfg.lr, augment=cfg.augment, threshold=cfg.threshold, betas=tuple(cfg.betas))
+    task = SyncTask(expert, lr=cfg.lr, augment=cfg.augment, threshold=cfg.threshold, betas=tuple(cfg.betas),
+                    mel_warp=cfg.mel_warp, mel=cfg.mel)
     loop = Loop(cfg.loop, checkpoint_dir, run=run, progress=progress)
     history = loop.fit(task, train_set, val_set, stop_after=stop_after)
     return TrainedExpert(expert=expert.eval(), history=history, device=loop.device)
