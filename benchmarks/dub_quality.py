@@ -16,7 +16,10 @@ speech on another's video; unseen pairs do the same among the four people that e
 (test split), so that they are unseen faces for both shipped-model candidates. `--cross N` adds two diagnostic sets
 that tell a voice the model never heard from a face it never saw: "grid_face" puts an unseen person's speech on a GRID
 s1 test video, "grid_voice" puts a GRID s1 test sentence (its own video is the truth) on an unseen person's video.
-Prints a table and writes --out (JSON).
+`--everyone N` dubs each of the first N real-sample videos (sorted by name) with the speech of the clip 7 places on
+(cyclically, so each clip's speech is used about once; the next one on when that is the same person): with a GRID-only model every one of them is a face and a voice it never met (the widest, least noisy test
+of a model trained on s1 alone; a model trained with experiments/grid_real has seen seven of these people). Means
+carry their standard error over pairs. Prints a table and writes --out (JSON).
 """
 
 from __future__ import annotations
@@ -140,6 +143,30 @@ def one_pair(dubber: Dubber, video: Path, audio: Path, seconds: float, work: Pat
     }
 
 
+def person_of() -> dict[str, str]:
+    """Clip stem -> person, from experiments/grid_real's speaker map (a clip not in it is its own person)."""
+    import yaml
+
+    params = yaml.safe_load((ROOT / "experiments" / "grid_real" / "params.yaml").read_text())
+    return {str(k): str(v) for k, v in params["fetch"]["folder"]["speakers"].items()}
+
+
+def everyone_pairs(n: int, stride: int = 7) -> list[tuple[Path, Path]]:
+    """Each of the first n real-sample videos with the audio of the clip `stride` places on, cyclically (the next one
+    on while that is the same person)."""
+    clips = sorted((SHARED / "real-samples").glob("*.mp4"))[:n]
+    people = person_of()
+    who = [people.get(c.stem, c.stem) for c in clips]
+    pairs = []
+    for i, video in enumerate(clips):
+        for j in range(stride, stride + len(clips) - 1):
+            other = (i + j) % len(clips)
+            if who[other] != who[i]:
+                pairs.append((video, clips[other]))
+                break
+    return pairs
+
+
 def grid_pairs(n: int) -> list[tuple[Path, Path]]:
     split = ROOT / "experiments" / "grid" / "data" / "splits" / "test.txt"
     if not split.is_file():
@@ -153,7 +180,12 @@ def grid_pairs(n: int) -> list[tuple[Path, Path]]:
 def summarise(rows: list[dict]) -> dict:
     keys = ["r_dub_truth", "r_dub_original", "r_original_truth", "open_silent", "open_speech", "open_truth_speech",
             "sharpness_ratio", "dub_seconds", "adapt_seconds"]
-    return {k: float(np.nanmean([r[k] for r in rows])) for k in keys} | {"pairs": len(rows)}
+    out = {k: float(np.nanmean([r[k] for r in rows])) for k in keys} | {"pairs": len(rows)}
+    for k in ("r_dub_truth", "r_dub_original", "r_original_truth", "sharpness_ratio"):
+        v = np.array([r[k] for r in rows], float)
+        v = v[np.isfinite(v)]
+        out[f"{k}_sem"] = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+    return out
 
 
 def main() -> None:
@@ -165,6 +197,8 @@ def main() -> None:
                     help="pairs among the people experiments/grid_real holds out (0 = none)")
     ap.add_argument("--cross", type=int, default=0,
                     help="pairs of each diagnostic set: GRID face with an unseen voice, unseen face with a GRID voice")
+    ap.add_argument("--everyone", type=int, default=0,
+                    help="pairs of the 'everyone' set: each real video with another person's speech (0 = none)")
     ap.add_argument("--seconds", type=float, default=4.0, help="seconds of speech per pair")
     ap.add_argument("--adapt", type=int, default=0, help="per-video adaptation steps (0 = off)")
     ap.add_argument("--adapt-lr", type=float, default=None, help="dub.adapt.lr (default: AdaptConfig's)")
@@ -213,6 +247,8 @@ def main() -> None:
         sets["grid_face"] = [(grid_videos[i], unseen[i % len(unseen)]) for i in range(min(args.cross, len(grid_videos)))]
         sets["grid_voice"] = [(unseen[i % len(unseen)], grid_videos[-1 - i])
                               for i in range(min(args.cross, len(grid_videos)))]
+    if args.everyone:
+        sets["everyone"] = everyone_pairs(args.everyone)
     report = {"checkpoint": str(ckpt), "adapt_steps": args.adapt, "adapt_lr": cfg.adapt.lr,
               "adapt_trainable": cfg.adapt.trainable, "silence": cfg.silence.enabled, "anchor": cfg.anchor.enabled,
               "norm_stats": dataclasses.asdict(cfg.norm_stats), "reference_pick": cfg.reference_pick,
@@ -233,7 +269,8 @@ def main() -> None:
             if rows:
                 report[name] = {"mean": summarise(rows), "pairs": rows}
                 mean = report[name]["mean"]
-                print(f"[{name}] mean of {len(rows)}: r(dub,truth) {mean['r_dub_truth']:+.3f}, r(dub,orig) "
+                print(f"[{name}] mean of {len(rows)}: r(dub,truth) {mean['r_dub_truth']:+.3f} "
+                      f"+- {mean['r_dub_truth_sem']:.3f}, r(dub,orig) "
                       f"{mean['r_dub_original']:+.3f}, chance r(orig,truth) {mean['r_original_truth']:+.3f}; "
                       f"opening silent {mean['open_silent']:.3f} vs speech {mean['open_speech']:.3f} "
                       f"(truth speech {mean['open_truth_speech']:.3f}); sharpness {mean['sharpness_ratio']:.2f}")
