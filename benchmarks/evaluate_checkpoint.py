@@ -71,7 +71,7 @@ def warped_audio(alpha: float, mel_cfg) -> None:
 
     def generate_clip(gens, frames, mel, clip_id, seed, batch_size, device, window):
         bands = torch.from_numpy(np.ascontiguousarray(mel.T))[None]  # [1, n_mels, T]
-        warped = warp_mel(bands, alpha, mel_cfg.n_mels, mel_cfg.fmin, mel_cfg.fmax)[0].T.numpy()
+        warped = warp_mel(bands, alpha, mel_cfg)[0].T.numpy()
         return plain(gens, frames, np.ascontiguousarray(warped), clip_id, seed, batch_size, device, window)
 
     stage.generate_clip = generate_clip

@@ -10,6 +10,7 @@ import torch
 from talkface.augment import (AppearanceConfig, AugmentConfig, MelWarpConfig, mel_band_centres, random_appearance,
                               random_augment, random_mel_factors, random_mel_warp, rotate, shear, shift,
                               slaney_hz_to_mel, slaney_mel_to_hz, warp_mel)
+from talkface.data.mel import MelConfig
 
 
 def _frames(b=2, k=3, s=17, seed=0):
@@ -140,7 +141,7 @@ def test_random_appearance_mirror_and_gamma():
 
 
 # ------------------------------------------------------------------ mel_warp (vocal tract length perturbation)
-MEL = dict(n_mels=80, fmin=55.0, fmax=7600.0)
+MEL = MelConfig(n_mels=80, fmin=55.0, fmax=7600.0)
 
 
 def test_slaney_scale_round_trip_and_band_centres_match_the_filterbank():
@@ -153,51 +154,51 @@ def test_slaney_scale_round_trip_and_band_centres_match_the_filterbank():
     # each band of data.mel's filterbank peaks at its centre (within one FFT bin, 20 Hz)
     fbank = torchaudio.functional.melscale_fbanks(401, 55.0, 7600.0, 80, 16000, norm="slaney", mel_scale="slaney")
     peaks = torch.linspace(0, 8000, 401, dtype=torch.float64)[fbank.argmax(0)]
-    centres = slaney_mel_to_hz(mel_band_centres(**MEL))
+    centres = slaney_mel_to_hz(mel_band_centres(MEL))
     assert (peaks - centres).abs().max().item() <= 10.0
 
 
 def test_warp_mel_identity_at_one_and_known_answer():
     mel = torch.randn(3, 5, 1, 80, 16)
-    assert torch.allclose(warp_mel(mel, 1.0, **MEL), mel, atol=1e-6)
+    assert torch.allclose(warp_mel(mel, 1.0, MEL), mel, atol=1e-6)
     # bands whose value is their centre's mel value (linear in the band index): band i of the warped mel holds the
     # mel value of centre_i / alpha, held at the edge bands outside the axis
-    centres = mel_band_centres(**MEL)
+    centres = mel_band_centres(MEL)
     ramp = centres.float()[None, None, :, None].expand(2, 1, 80, 4).contiguous()
     alpha = torch.tensor([1.2, 0.8], dtype=torch.float64)
-    out = warp_mel(ramp, alpha, **MEL)
+    out = warp_mel(ramp, alpha, MEL)
     for b in range(2):
         want = slaney_hz_to_mel(slaney_mel_to_hz(centres) / alpha[b]).clamp(centres[0], centres[-1])
         assert torch.allclose(out[b, 0, :, 0].double(), want, atol=1e-4)
 
 
 def test_warp_mel_moves_a_formant_up_by_alpha():
-    centres_hz = slaney_mel_to_hz(mel_band_centres(**MEL))
+    centres_hz = slaney_mel_to_hz(mel_band_centres(MEL))
     mel = torch.full((1, 1, 80, 16), -4.0)
     j = 40
     mel[..., j, :] = 4.0
-    out = warp_mel(mel, 1.2, **MEL)
+    out = warp_mel(mel, 1.2, MEL)
     peak = int(out[0, 0, :, 0].argmax())
     assert abs(centres_hz[peak].item() - 1.2 * centres_hz[j].item()) < 0.5 * (centres_hz[peak + 1] - centres_hz[peak]).item() + 1
     assert peak > j
     with pytest.raises(ValueError, match="80 bands"):
-        warp_mel(torch.zeros(1, 1, 16, 80), 1.1, **MEL)
+        warp_mel(torch.zeros(1, 1, 16, 80), 1.1, MEL)
     with pytest.raises(ValueError, match="alpha"):
-        warp_mel(mel, torch.tensor([1.1, 1.2]), **MEL)
+        warp_mel(mel, torch.tensor([1.1, 1.2]), MEL)
 
 
 def test_random_mel_warp_off_draws_nothing_and_on_is_one_voice_per_window():
     mels = [torch.randn(4, 5, 1, 80, 16), torch.randn(4, 1, 80, 16)]
     torch.manual_seed(0)
-    assert random_mel_warp(mels, MelWarpConfig(prob=0.0), **MEL) is mels
+    assert random_mel_warp(mels, MelWarpConfig(prob=0.0), MEL) is mels
     after = torch.rand(1)
     torch.manual_seed(0)
     assert torch.equal(after, torch.rand(1))  # the global RNG did not move
     g = torch.Generator().manual_seed(3)
     factors = random_mel_factors(4, MelWarpConfig(prob=1.0, max_factor=1.2), torch.Generator().manual_seed(3))
     assert ((factors >= 1 / 1.2 - 1e-9) & (factors <= 1.2 + 1e-9)).all() and (factors != 1).all()
-    out = random_mel_warp(mels, MelWarpConfig(prob=1.0, max_factor=1.2), **MEL, generator=g)
+    out = random_mel_warp(mels, MelWarpConfig(prob=1.0, max_factor=1.2), MEL, generator=g)
     for m, o in zip(mels, out):
-        assert torch.allclose(o, warp_mel(m, factors, **MEL))
+        assert torch.allclose(o, warp_mel(m, factors, MEL))
     with pytest.raises(ValueError, match="max_factor"):
         MelWarpConfig(prob=0.5, max_factor=0.9)

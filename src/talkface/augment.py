@@ -21,6 +21,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .data.mel import MelConfig
+
 PADDINGS = ("zeros", "border", "reflection")
 
 
@@ -210,11 +212,11 @@ def slaney_mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
     return torch.where(mel < 15.0, mel * 200.0 / 3.0, 1000.0 * torch.exp((mel - 15.0) * math.log(6.4) / 27.0))
 
 
-def mel_band_centres(n_mels: int, fmin: float, fmax: float) -> torch.Tensor:
+def mel_band_centres(mel: MelConfig) -> torch.Tensor:
     """float64 [n_mels] mel value of each band's centre: n_mels + 2 points evenly spaced in mel from fmin to fmax,
     band i centred on point i + 1 (torchaudio's melscale_fbanks)."""
-    lo, hi = slaney_hz_to_mel(torch.tensor(fmin)), slaney_hz_to_mel(torch.tensor(fmax))
-    return lo + (hi - lo) * torch.arange(1, n_mels + 1, dtype=torch.float64) / (n_mels + 1)
+    lo, hi = slaney_hz_to_mel(torch.tensor(mel.fmin)), slaney_hz_to_mel(torch.tensor(mel.fmax))
+    return lo + (hi - lo) * torch.arange(1, mel.n_mels + 1, dtype=torch.float64) / (mel.n_mels + 1)
 
 
 @dataclasses.dataclass
@@ -234,11 +236,12 @@ class MelWarpConfig:
             raise ValueError(f"mel_warp.max_factor must be >= 1, got {self.max_factor}")
 
 
-def warp_mel(mel: torch.Tensor, alpha: float | torch.Tensor, n_mels: int, fmin: float, fmax: float) -> torch.Tensor:
-    """mel [B, ..., n_mels, T] (bands on dim -2, any values: the normalised log-mel) -> the same shape with window
+def warp_mel(mel: torch.Tensor, alpha: float | torch.Tensor, bands: MelConfig) -> torch.Tensor:
+    """mel [B, ..., n_mels, T] (the `bands` of data.mel on dim -2, any values: the normalised log-mel) -> the same shape with window
     b's frequency axis scaled by alpha_b: band i takes the value at frequency centre_i / alpha_b, linearly
     interpolated between the neighbouring bands on the mel axis, held at the first / last band outside them.
     alpha 1 gives the input."""
+    n_mels = bands.n_mels
     if mel.shape[-2] != n_mels:
         raise ValueError(f"warp_mel: expected {n_mels} bands on dim -2, got shape {list(mel.shape)}")
     b = mel.shape[0]
@@ -246,7 +249,7 @@ def warp_mel(mel: torch.Tensor, alpha: float | torch.Tensor, n_mels: int, fmin: 
     a = a.expand(b) if a.dim() == 0 else a
     if a.shape != (b,) or bool((a <= 0).any()):
         raise ValueError(f"warp_mel: alpha must be > 0, a number or a tensor [B={b}], got {list(a.shape)}")
-    centres = mel_band_centres(n_mels, fmin, fmax)
+    centres = mel_band_centres(bands)
     step = centres[1] - centres[0]
     source = slaney_hz_to_mel(slaney_mel_to_hz(centres)[None, :] / a[:, None])     # [B, n_mels] mel values
     pos = ((source - centres[0]) / step).clamp(0, n_mels - 1)                     # fractional band index
@@ -270,7 +273,7 @@ def random_mel_factors(batch_size: int, cfg: MelWarpConfig, generator: torch.Gen
     return torch.where(on, u.exp(), torch.ones_like(u))
 
 
-def random_mel_warp(mels: list[torch.Tensor], cfg: MelWarpConfig, n_mels: int, fmin: float, fmax: float,
+def random_mel_warp(mels: list[torch.Tensor], cfg: MelWarpConfig, bands: MelConfig,
                     generator: torch.Generator | None = None) -> list[torch.Tensor]:
     """mels: tensors [B, ..., n_mels, T] of the same windows (e.g. the aligned and the negative window, or the
     per-frame windows and the sync window) -> the same list, window b warped by one factor in all of them (one
@@ -278,7 +281,7 @@ def random_mel_warp(mels: list[torch.Tensor], cfg: MelWarpConfig, n_mels: int, f
     if cfg.prob <= 0:
         return mels
     factors = random_mel_factors(mels[0].shape[0], cfg, generator)
-    return [warp_mel(m, factors, n_mels, fmin, fmax) for m in mels]
+    return [warp_mel(m, factors, bands) for m in mels]
 
 
 __all__ = ["AppearanceConfig", "AugmentConfig", "MelWarpConfig", "PADDINGS", "TRANSFORMS", "mel_band_centres",

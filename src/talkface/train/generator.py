@@ -201,8 +201,7 @@ class GeneratorTask(Task):
         """The training batch with `mel_warp` drawn per window, alike for its per-frame mels and its sync window
         (one voice per window); the same batch when that is off. G_S's silent mel is not warped."""
         names = [n for n in ("indiv_mels", "mel") if n in batch]
-        mels = random_mel_warp([batch[n] for n in names], self.cfg.mel_warp, self.cfg.mel.n_mels, self.cfg.mel.fmin,
-                               self.cfg.mel.fmax)
+        mels = random_mel_warp([batch[n] for n in names], self.cfg.mel_warp, self.cfg.mel)
         return {**batch, **dict(zip(names, mels))}
 
     def _sync_term(self, out: torch.Tensor, batch: dict[str, Any], ref: torch.Tensor, loop: Loop) -> torch.Tensor:

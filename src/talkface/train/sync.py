@@ -123,8 +123,7 @@ class SyncTask(Task):
     def train_step(self, batch: dict[str, Any], loop: Loop) -> dict[str, float]:
         frames = random_augment(batch["frames"], self.augment)
         # one voice per window: the aligned and the negative window get the same warp
-        mel, neg_mel = random_mel_warp([batch["mel"], batch["neg_mel"]], self.mel_warp, self.mel.n_mels,
-                                       self.mel.fmin, self.mel.fmax)
+        mel, neg_mel = random_mel_warp([batch["mel"], batch["neg_mel"]], self.mel_warp, self.mel)
         with loop.autocast():
             cos = self.models["expert"](frames, mel, neg_mel)
         labels = pair_labels(frames.shape[0], cos.device)
